@@ -1,0 +1,1 @@
+"""cnnviz's web layer: a thin FastAPI app over cnncore."""

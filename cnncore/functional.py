@@ -92,27 +92,40 @@ def conv2d_forward(
     return np.ascontiguousarray(z), cache
 
 
-def conv2d_backward(dz: np.ndarray, cache: ConvCache) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def conv2d_backward(
+    dz: np.ndarray, cache: ConvCache, need_dx: bool = True
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
     """Gradients of `conv2d_forward`.
 
     Shapes: dz (N, C_out, H_out, W_out) -> dx (N, C_in, H, W), dw like w, db (C_out,).
     db = sum of dz over batch and positions; dw = x correlated with dz (dz dilated by the
     stride); dx = full convolution of the dilated dz with w, cropped by the padding.
-    Here dw and dx come from the im2col matrix, which computes exactly those sums.
+    Here dw and dx come from the im2col matrix, which computes exactly those sums (the tests
+    check them against the textbook formulas). `need_dx=False` skips dx (a network's first
+    layer during training).
     """
     w = cache.w
     c_out, c_in, kh, kw = w.shape
     n = dz.shape[0]
     h_out, w_out = cache.out_hw
-    dz_mat = dz.transpose(0, 2, 3, 1).reshape(-1, c_out)  # (N*Ho*Wo, C_out)
     db = dz.sum(axis=(0, 2, 3))
-    dw = (dz_mat.T @ cache.cols).reshape(w.shape)
-    dcols = (dz_mat @ w.reshape(c_out, -1)).reshape(n, h_out, w_out, c_in, kh, kw)
+    dw = (dz.transpose(1, 0, 2, 3).reshape(c_out, -1) @ cache.cols).reshape(w.shape)
+    if not need_dx:
+        return None, dw, db
+    # Columns' gradient laid out (kH, kW, C_in, N*H_out*W_out): each kernel offset is then one
+    # contiguous slab, so the scatter below adds whole slabs.
+    dz_t = dz.transpose(1, 0, 2, 3).reshape(c_out, -1)  # (C_out, N*Ho*Wo)
+    w_t = w.transpose(2, 3, 1, 0).reshape(kh * kw * c_in, c_out)
+    dcols = (w_t @ dz_t).reshape(kh, kw, c_in, n, h_out, w_out)
     ph, pw = cache.padding
     _, _, h, wd = cache.x_shape
-    padded_shape = (n, c_in, h + 2 * ph, wd + 2 * pw)
-    dx_pad = _scatter_windows(dcols.transpose(0, 3, 1, 2, 4, 5), padded_shape, cache.stride)
-    return np.ascontiguousarray(crop_nchw(dx_pad, cache.padding)), dw, db
+    sh, sw = cache.stride
+    dx_pad = np.zeros((c_in, n, h + 2 * ph, wd + 2 * pw), dtype=dz.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            dx_pad[:, :, i : i + sh * h_out : sh, j : j + sw * w_out : sw] += dcols[i, j]
+    dx = crop_nchw(dx_pad, cache.padding).transpose(1, 0, 2, 3)
+    return np.ascontiguousarray(dx), dw, db
 
 
 # --------------------------------------------------------------------------- pooling

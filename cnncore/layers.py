@@ -46,7 +46,8 @@ class Layer:
     def op_forward(self, x: np.ndarray) -> tuple[np.ndarray, Any]:
         raise NotImplementedError
 
-    def op_backward(self, dz: np.ndarray, cache: Any) -> tuple[np.ndarray, dict]:
+    def op_backward(self, dz: np.ndarray, cache: Any, need_dx: bool = True):
+        """-> (dC/da_prev or None when not needed, {"w": dC/dw, "b": dC/db} or {})."""
         raise NotImplementedError
 
     def forward(self, a_prev: np.ndarray) -> tuple[np.ndarray, Record]:
@@ -54,13 +55,14 @@ class Layer:
         a = activations.activate(self.activation, z)
         return a, Record(a_prev=a_prev, z=z, a=a, cache=cache)
 
-    def backward(self, rec: Record, dC_da: np.ndarray | None, dC_dz: np.ndarray | None = None):
+    def backward(self, rec: Record, dC_da: np.ndarray | None, dC_dz: np.ndarray | None = None,
+                 need_dx: bool = True):
         """Fill `rec` with gradients. Pass `dC_dz` directly when the loss simplified it."""
         rec.dC_da = dC_da
         if dC_dz is None:
             dC_dz = activations.backward(self.activation, dC_da, rec.z, rec.a)
         rec.dC_dz = dC_dz
-        rec.dC_da_prev, grads = self.op_backward(dC_dz, rec.cache)
+        rec.dC_da_prev, grads = self.op_backward(dC_dz, rec.cache, need_dx)
         rec.dC_dw, rec.dC_db = grads.get("w"), grads.get("b")
         return rec.dC_da_prev
 
@@ -82,8 +84,8 @@ class Conv2d(Layer):
     def op_forward(self, x):
         return F.conv2d_forward(x, self.params["w"], self.params["b"], self.stride, self.padding)
 
-    def op_backward(self, dz, cache):
-        dx, dw, db = F.conv2d_backward(dz, cache)
+    def op_backward(self, dz, cache, need_dx=True):
+        dx, dw, db = F.conv2d_backward(dz, cache, need_dx)
         return dx, {"w": dw, "b": db}
 
 
@@ -97,7 +99,7 @@ class MaxPool2d(Layer):
     def op_forward(self, x):
         return F.maxpool2d_forward(x, *self.args)
 
-    def op_backward(self, dz, cache):
+    def op_backward(self, dz, cache, need_dx=True):
         return F.maxpool2d_backward(dz, cache), {}
 
 
@@ -111,7 +113,7 @@ class AvgPool2d(Layer):
     def op_forward(self, x):
         return F.avgpool2d_forward(x, *self.args)
 
-    def op_backward(self, dz, cache):
+    def op_backward(self, dz, cache, need_dx=True):
         return F.avgpool2d_backward(dz, cache), {}
 
 
@@ -121,7 +123,7 @@ class Flatten(Layer):
     def op_forward(self, x):
         return x.reshape(x.shape[0], -1), x.shape
 
-    def op_backward(self, dz, cache):
+    def op_backward(self, dz, cache, need_dx=True):
         return dz.reshape(cache), {}
 
 
@@ -139,9 +141,9 @@ class Dense(Layer):
     def op_forward(self, x):
         return F.dense_forward(x, self.params["w"], self.params["b"])
 
-    def op_backward(self, dz, x):
+    def op_backward(self, dz, x, need_dx=True):
         dx, dw, db = F.dense_backward(dz, x, self.params["w"])
-        return dx, {"w": dw, "b": db}
+        return (dx if need_dx else None), {"w": dw, "b": db}
 
 
 LAYER_CLASSES = {cls.type: cls for cls in (Conv2d, MaxPool2d, AvgPool2d, Flatten, Dense)}

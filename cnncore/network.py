@@ -189,8 +189,11 @@ class Network:
                             (" or be a class index" if self.is_classifier else ""), ("target",))
         return y
 
-    def backward(self, records: list[Record], y: np.ndarray) -> float:
-        """Backward pass through every layer; fills the records and returns the loss."""
+    def backward(self, records: list[Record], y: np.ndarray, input_grad: bool = True) -> float:
+        """Backward pass through every layer; fills the records and returns the loss.
+
+        `input_grad=False` skips dC/dx of the network's input (not needed to train).
+        """
         last = records[-1]
         z_for_loss = last.z if self.is_classifier else None
         loss = losses.loss_value(self.loss_name, last.a, y, z_for_loss)
@@ -198,8 +201,9 @@ class Network:
         dC_dz = None
         if self.is_classifier and self.loss_name == "cross_entropy":
             dC_dz = (last.a - y) / y.shape[0]  # softmax + cross-entropy: exact and stable
-        for layer, rec in zip(reversed(self.layers), reversed(records), strict=True):
-            dC_da = layer.backward(rec, dC_da, dC_dz)
+        for i in reversed(range(len(self.layers))):
+            need_dx = input_grad or i > 0
+            dC_da = self.layers[i].backward(records[i], dC_da, dC_dz, need_dx)
             dC_dz = None
         return loss
 
@@ -207,7 +211,7 @@ class Network:
         """Batched training step's maths: mean loss and gradients, one dict per layer."""
         a, records = self.forward(x)
         y = self.encode_target(target, x.shape[0], dtype=x.dtype)
-        loss = self.backward(records, y)
+        loss = self.backward(records, y, input_grad=False)
         return loss, [rec.grads() for rec in records]
 
     def trace(self, x: np.ndarray, target: Any) -> Trace:

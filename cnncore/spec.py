@@ -90,7 +90,7 @@ def _padding(layer: _Layer, kernel: list[int], stride: list[int], pool: bool) ->
     if isinstance(raw, str):
         raise layer.error(f"'padding' must be a number, [h, w], 'valid' or 'same', got {raw!r}",
                           "padding")
-    pad = layer.pair("padding", minimum=0)
+    pad = layer.pair("padding", 0, minimum=0)
     if pool and (pad[0] > kernel[0] // 2 or pad[1] > kernel[1] // 2):
         raise layer.error(
             f"pool padding {pad} must be at most half the kernel_size {kernel}, as in PyTorch "

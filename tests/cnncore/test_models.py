@@ -1,0 +1,61 @@
+"""The bundled digit model: >= 99.0 % on the 1,500 test digits, and on drawn-looking digits."""
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from cnncore import data, models
+from cnncore.preprocess import to_mnist
+from cnncore.train import accuracy
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return models.load("digits")
+
+
+@pytest.fixture(scope="module")
+def split():
+    return data.load_split()
+
+
+def test_bundled_model_is_listed_and_small(digits):
+    net, meta = digits
+    assert "digits" in models.available()
+    assert net.spec["input_shape"] == [1, 28, 28] and net.spec["output_shape"] == [10]
+    assert all(layer.get("out_channels", 0) <= 32 for layer in net.spec["layers"])
+    assert meta["dataset"]["test"] == 1500
+
+
+def test_bundled_model_accuracy_on_test_digits(digits, split):
+    net, meta = digits
+    acc = accuracy(net, split.x_test.astype(np.float64), split.y_test)
+    assert acc >= 0.99, acc
+    assert abs(acc - meta["test_accuracy"]) < 1e-3  # the recorded number is the true one
+
+
+def _paste_on_canvas(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A real test digit as a user might draw it: any scale, stroke width and place."""
+    img = ndimage.zoom(digit, rng.uniform(2.0, 9.0), order=1)
+    size = rng.integers(1, 12)
+    if size > 1:
+        img = ndimage.grey_dilation(img, size=(size, size))
+    img = np.clip(img, 0, 1)
+    canvas = np.zeros((280, 280))
+    h, w = img.shape
+    if h > 280 or w > 280:  # keep the whole digit on the canvas
+        img = ndimage.zoom(img, 279 / max(h, w), order=1)
+        h, w = img.shape
+    top, left = rng.integers(0, 281 - h), rng.integers(0, 281 - w)
+    canvas[top : top + h, left : left + w] = np.clip(img, 0, 1)
+    return canvas
+
+
+def test_accuracy_through_drawing_preprocessing(digits, split):
+    net, _ = digits
+    rng = np.random.default_rng(0)
+    idx = rng.choice(len(split.x_test), 500, replace=False)
+    inputs = np.stack([to_mnist(_paste_on_canvas(split.x_test[i, 0].astype(np.float64), rng))
+                       for i in idx])
+    acc = accuracy(net, inputs[:, None], split.y_test[idx])
+    assert acc >= 0.97, acc

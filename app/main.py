@@ -1,0 +1,91 @@
+"""Builds the FastAPI app: routers, middleware, error handlers, static files.
+
+`cnnviz serve` runs `uvicorn app.main:app`; tests call `create_app(Settings(...))`.
+
+Middleware, outermost first: security headers (wrapping even Starlette's 500 page) ->
+server errors -> CORS (only when CNNVIZ_CORS_ORIGINS is set) -> body-size cap -> gzip ->
+exception handlers -> routes.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import RedirectResponse
+from starlette.middleware.gzip import GZipMiddleware
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp
+
+from . import errors
+from .routes import docs, health, models, predict, scenarios, trace
+from .security import BodyLimitMiddleware, SecurityHeadersMiddleware
+from .settings import Settings, app_version, get_settings
+
+DESCRIPTION = """
+The REST API of cnnviz: a real NumPy CNN (cnncore) computes forward **and** backward
+propagation on the server and returns every tensor, unrounded float64.
+
+* `POST /api/trace`: one sample through a bundled model, a worked-example scenario, or a
+  network of your own; every layer's `a_prev, z, a` and `dC_da, dC_dz, dC_db, dC_dw,
+  dC_da_prev`; optionally one SGD step.
+* `POST /api/predict`: a drawing (JSON) or a PNG/JPEG upload, classified by the digit model.
+* `GET /api/models`, `GET /api/scenarios`: what is bundled.
+
+Errors (every 4xx) are `{"detail": [{"loc": [...], "msg": "...", "type": "..."}]}`, where
+`loc` names the field. Caps: body 4 MiB, upload 2 MiB, image 512×512; custom networks: input
+<= 3×64×64, <= 12 layers, <= 64 channels, <= 50 M multiply-adds, <= 1 M numbers in the
+trace. See docs/api.md.
+"""
+
+
+class CnnvizAPI(FastAPI):
+    """FastAPI with the security headers outside everything, Starlette's 500 page included."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return SecurityHeadersMiddleware(super().build_middleware_stack())
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    app = CnnvizAPI(
+        title="cnnviz API",
+        version=app_version(),
+        description=DESCRIPTION,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/openapi.json",
+    )
+    app.state.settings = settings
+    errors.install(app)
+
+    app.add_middleware(GZipMiddleware, minimum_size=settings.gzip_minimum_size,
+                       compresslevel=settings.gzip_level)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
+                           allow_methods=["GET", "POST"], allow_headers=["content-type"])
+
+    for module in (health, models, scenarios, trace, predict, docs):
+        app.include_router(module.router)
+
+    if importlib.util.find_spec("app.routes.pages") is not None:
+        from .routes import pages
+
+        app.include_router(pages.router)
+    else:
+
+        @app.get("/", include_in_schema=False)
+        def root() -> RedirectResponse:
+            return RedirectResponse("/docs")
+
+    if settings.static_dir.is_dir():
+        app.mount("/static", StaticFiles(directory=settings.static_dir), name="static")
+    swagger = docs.swagger_ui_dir()
+    if swagger is not None:
+        app.mount(docs.ASSETS, StaticFiles(directory=str(swagger)), name="docs-assets")
+    return app
+
+
+app = create_app()

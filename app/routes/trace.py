@@ -1,0 +1,48 @@
+"""POST /api/trace: one sample's forward and backward pass, every tensor, unrounded."""
+
+from __future__ import annotations
+
+import orjson
+from fastapi import APIRouter, Body, Depends
+
+from .. import services
+from ..schemas import CUSTOM_TRACE_EXAMPLE, TraceRequest, TraceResponse
+from ..settings import Settings
+from . import ApiRoute, JSONBytes, errors, settings
+
+router = APIRouter(prefix="/api", tags=["trace"], route_class=ApiRoute)
+
+
+def _example() -> dict:
+    """A real response, computed once from the custom-network request example."""
+    try:
+        return orjson.loads(services.trace(TraceRequest(**CUSTOM_TRACE_EXAMPLE), Settings()))
+    except Exception:  # the docs must never stop the server from starting
+        return {"network": {}, "loss": 0.0, "output": [0.0], "target": [0.0], "layers": []}
+
+
+_REQUEST_EXAMPLES = {
+    "scenario": {"summary": "Scenario 1 (a gradient you can check by hand)",
+                 "value": {"scenario": "conv-dense"}},
+    "custom": {"summary": "Your own network, parameters, input and target, one SGD step",
+               "value": CUSTOM_TRACE_EXAMPLE},
+    "model": {"summary": "The digit model on a blank 28×28 input, target class 3",
+              "value": {"model": "digits", "input": [[0.0] * 28 for _ in range(28)],
+                        "target": 3}},
+}
+
+
+@router.post(
+    "/trace", response_model=TraceResponse, summary="Trace forward and backward",
+    responses={**errors(413, 422),
+               200: {"content": {"application/json": {"example": _example()}}}},
+)
+def trace(req: TraceRequest = Body(openapi_examples=_REQUEST_EXAMPLES),
+          s: Settings = Depends(settings)) -> JSONBytes:
+    """Choose the network with exactly one of `model`, `scenario` or `network` (+ optional
+    `params`, `seed`); give `input` and `target` (a scenario has its own). Returns the
+    normalized `network`, `loss`, `output`, `target`, `prediction` (classifiers) and per layer
+    `forward` {a_prev, z, a} and `backward` {dC_da, dC_dz, dC_db, dC_dw, dC_da_prev} (plus
+    `argmax` for max-pool). With `learning_rate`: `updated_params` after one SGD step and
+    `loss_after`, the loss with them on the same input."""
+    return JSONBytes(services.trace(req, s))

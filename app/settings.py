@@ -1,0 +1,85 @@
+"""Every knob of the web layer in one place: limits, paths, CORS.
+
+Values come from the environment (prefix ``CNNVIZ_``) once per process; tests build their own
+`Settings` and pass it to `create_app`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+MiB = 1024 * 1024
+
+
+def _env_list(name: str) -> tuple[str, ...]:
+    raw = os.environ.get(name, "")
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+def _env_path(name: str) -> Path | None:
+    raw = os.environ.get(name, "").strip()
+    return Path(raw) if raw else None
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    return int(raw) if raw else default
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Paths
+    static_dir: Path = ROOT / "static"
+    templates_dir: Path = ROOT / "templates"
+    # None: cnncore's bundled models (cnncore/models/<name>.json + .npz)
+    models_dir: Path | None = None
+
+    # Request limits
+    max_body_bytes: int = 4 * MiB
+    max_upload_bytes: int = 2 * MiB
+    max_image_side: int = 512
+
+    # Caps for a custom network in POST /api/trace
+    max_input_shape: tuple[int, int, int] = (3, 64, 64)
+    max_layers: int = 12
+    max_channels: int = 64
+    max_multiply_adds: int = 50_000_000
+    # numbers in one trace response (every recorded tensor, parameters and their gradients)
+    max_trace_values: int = 1_000_000
+    # |value| of an input, a parameter or a target
+    max_abs_value: float = 1e6
+    max_learning_rate: float = 10.0
+    max_seed: int = 2**32 - 1
+
+    # HTTP
+    gzip_minimum_size: int = 1000
+    gzip_level: int = 1
+    cors_origins: tuple[str, ...] = field(default_factory=tuple)
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        return cls(
+            models_dir=_env_path("CNNVIZ_MODELS_DIR"),
+            cors_origins=_env_list("CNNVIZ_CORS_ORIGINS"),
+            max_body_bytes=_env_int("CNNVIZ_MAX_BODY_BYTES", 4 * MiB),
+            gzip_level=_env_int("CNNVIZ_GZIP_LEVEL", 1),
+        )
+
+
+@lru_cache(maxsize=1)
+def app_version() -> str:
+    try:
+        return version("cnnviz")
+    except PackageNotFoundError:
+        return "0.0.0"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings.from_env()

@@ -1,0 +1,29 @@
+"""Small helpers shared by the app tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+SCENARIO_1 = "conv-dense"
+
+
+def assert_error(response, status: int, *loc_parts: Any) -> dict:
+    """The response is `status` with the documented error body, and its first `loc` starts
+    with `loc_parts` (so the field is named)."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"detail"}, body
+    assert isinstance(body["detail"], list) and body["detail"], body
+    item = body["detail"][0]
+    assert set(item) == {"loc", "msg", "type"}, item
+    assert isinstance(item["msg"], str) and item["msg"]
+    assert item["loc"][: len(loc_parts)] == list(loc_parts), item
+    return item
+
+
+def close(a: Any, b: Any) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return np.array_equal(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64))

@@ -281,12 +281,13 @@ def test_malformed_body(client, raw):
 
 
 def test_overflow_is_a_clean_4xx(client):
-    """Finite but large parameters overflow float64 inside the network: 422, never NaN."""
-    spec = {"input_shape": [1, 1, 1], "layers": [{"type": "flatten"}] +
-            [{"type": "dense", "units": 1}] * 11, "loss": "mse"}
-    params = [{}] + [{"w": [[1e6]], "b": [0]}] * 11
+    """Finite inputs whose softmax underflows to exactly 0 on the target class make
+    dC/da = -y/a infinite: 422 naming the overflow, never NaN or Infinity in a 200."""
+    spec = {"input_shape": [1, 1, 1], "layers": [
+        {"type": "flatten"}, {"type": "dense", "units": 2, "activation": "softmax"}]}
+    params = [{}, {"w": [[1e6], [-1e6]], "b": [0, 0]}]
     r = client.post("/api/trace", json={"network": spec, "params": params, "input": [[[1e6]]],
-                                        "target": [0]})
+                                        "target": 1})
     item = assert_error(r, 422, "body")
     assert "overflow" in item["msg"]
 

@@ -52,8 +52,9 @@ def error_body(items: list[dict[str, Any]]) -> bytes:
 
 
 def error_response(status: int, items: list[dict[str, Any]], headers=None) -> Response:
-    return Response(error_body(items), status_code=status, media_type="application/json",
-                    headers=headers)
+    return Response(
+        error_body(items), status_code=status, media_type="application/json", headers=headers
+    )
 
 
 def _clean(err: dict[str, Any]) -> dict[str, Any]:
@@ -78,8 +79,9 @@ async def http_error_handler(request: Request, exc: StarletteHTTPException) -> R
     if isinstance(detail, list):
         items = detail
     else:
-        items = [{"loc": [], "msg": str(detail),
-                  "type": _HTTP_TYPES.get(exc.status_code, "http_error")}]
+        items = [
+            {"loc": [], "msg": str(detail), "type": _HTTP_TYPES.get(exc.status_code, "http_error")}
+        ]
     return error_response(exc.status_code, items, headers=getattr(exc, "headers", None))
 
 

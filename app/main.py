@@ -60,12 +60,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     errors.install(app)
 
-    app.add_middleware(GZipMiddleware, minimum_size=settings.gzip_minimum_size,
-                       compresslevel=settings.gzip_level)
+    app.add_middleware(
+        GZipMiddleware, minimum_size=settings.gzip_minimum_size, compresslevel=settings.gzip_level
+    )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
-                           allow_methods=["GET", "POST"], allow_headers=["content-type"])
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["content-type"],
+        )
 
     for module in (health, models, scenarios, trace, predict, docs):
         app.include_router(module.router)

@@ -25,8 +25,7 @@ NumberArray = Annotated[Any, WithJsonSchema(_NUMBER_ARRAY_SCHEMA)]
 _PAIR = {
     "anyOf": [
         {"type": "integer", "minimum": 1},
-        {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 2,
-         "maxItems": 2},
+        {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 2, "maxItems": 2},
     ]
 }
 _LAYER_SCHEMA: dict[str, Any] = {
@@ -36,8 +35,10 @@ _LAYER_SCHEMA: dict[str, Any] = {
     "flatten; dense: units, activation. Sizes are an int or [h, w].",
     "required": ["type"],
     "properties": {
-        "type": {"type": "string",
-                 "enum": ["conv2d", "maxpool2d", "avgpool2d", "flatten", "dense"]},
+        "type": {
+            "type": "string",
+            "enum": ["conv2d", "maxpool2d", "avgpool2d", "flatten", "dense"],
+        },
         "out_channels": {"type": "integer", "minimum": 1},
         "units": {"type": "integer", "minimum": 1},
         "kernel_size": _PAIR,
@@ -45,13 +46,19 @@ _LAYER_SCHEMA: dict[str, Any] = {
         "padding": {
             "anyOf": [
                 {"type": "integer", "minimum": 0},
-                {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 2,
-                 "maxItems": 2},
+                {
+                    "type": "array",
+                    "items": {"type": "integer", "minimum": 0},
+                    "minItems": 2,
+                    "maxItems": 2,
+                },
                 {"type": "string", "enum": ["valid", "same"]},
             ]
         },
-        "activation": {"type": "string",
-                       "enum": ["identity", "relu", "sigmoid", "tanh", "softmax"]},
+        "activation": {
+            "type": "string",
+            "enum": ["identity", "relu", "sigmoid", "tanh", "softmax"],
+        },
     },
 }
 _SPEC_SCHEMA: dict[str, Any] = {
@@ -61,8 +68,12 @@ _SPEC_SCHEMA: dict[str, Any] = {
     "output_shape, param_count and multiply_adds.",
     "required": ["input_shape", "layers"],
     "properties": {
-        "input_shape": {"type": "array", "items": {"type": "integer", "minimum": 1},
-                        "minItems": 3, "maxItems": 3},
+        "input_shape": {
+            "type": "array",
+            "items": {"type": "integer", "minimum": 1},
+            "minItems": 3,
+            "maxItems": 3,
+        },
         "layers": {"type": "array", "items": _LAYER_SCHEMA, "minItems": 1},
         "loss": {"type": "string", "enum": ["mse", "cross_entropy"]},
     },
@@ -81,8 +92,11 @@ CUSTOM_TRACE_EXAMPLE = {
         ],
         "loss": "mse",
     },
-    "params": [{"w": [[[[0.1, 0.2], [0.3, 0.4]]]], "b": [0.0]}, {},
-               {"w": [[0.5, -0.5, 0.25, 1.0]], "b": [0.1]}],
+    "params": [
+        {"w": [[[[0.1, 0.2], [0.3, 0.4]]]], "b": [0.0]},
+        {},
+        {"w": [[0.5, -0.5, 0.25, 1.0]], "b": [0.1]},
+    ],
     "input": [[1, 2, 3], [4, 5, 6], [7, 8, 9]],
     "target": [1.0],
     "learning_rate": 0.01,
@@ -96,14 +110,21 @@ class HealthResponse(BaseModel):
     engine: str = Field(description="cnncore's version")
     models: list[str] = Field(description="bundled models that are installed")
 
-    model_config = ConfigDict(json_schema_extra={"examples": [
-        {"status": "ok", "version": "0.1.0", "engine": "0.1.0", "models": ["digits"]}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"status": "ok", "version": "0.1.0", "engine": "0.1.0", "models": ["digits"]}
+            ]
+        }
+    )
 
 
 # ----------------------------------------------------------------------------- errors
 class ErrorItem(BaseModel):
-    loc: list[str | int] = Field(description="path to the offending field, e.g. "
-                                 "['body', 'network', 'layers', 2, 'kernel_size']")
+    loc: list[str | int] = Field(
+        description="path to the offending field, e.g. "
+        "['body', 'network', 'layers', 2, 'kernel_size']"
+    )
     msg: str = Field(description="the rule that was broken, in words")
     type: str = Field(description="a stable code, e.g. 'spec_error', 'shape', 'too_large'")
 
@@ -111,11 +132,23 @@ class ErrorItem(BaseModel):
 class ErrorResponse(BaseModel):
     detail: list[ErrorItem]
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{"detail": [{
-        "loc": ["body", "network", "layers", 0, "kernel_size"],
-        "msg": "layer 0 (conv2d): kernel_size 5 is larger than the padded input height 3 "
-               "(= 3 + 2·0); use a smaller kernel or more padding",
-        "type": "spec_error"}]}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "detail": [
+                        {
+                            "loc": ["body", "network", "layers", 0, "kernel_size"],
+                            "msg": "layer 0 (conv2d): kernel_size 5 is larger than the "
+                            "padded input height 3 (= 3 + 2·0); use a smaller kernel or "
+                            "more padding",
+                            "type": "spec_error",
+                        }
+                    ]
+                }
+            ]
+        }
+    )
 
 
 # ----------------------------------------------------------------------------- models
@@ -124,15 +157,18 @@ class ModelSummary(BaseModel):
     description: str | None = None
     dataset: str | None = None
     test_accuracy: float | None = None
-    network: dict[str, Any] = Field(description="the normalized spec: every layer's "
-                                    "input_shape, output_shape, param_count, multiply_adds")
+    network: dict[str, Any] = Field(
+        description="the normalized spec: every layer's "
+        "input_shape, output_shape, param_count, multiply_adds"
+    )
 
     model_config = ConfigDict(extra="allow")
 
 
 class ModelDetail(ModelSummary):
-    params: list[dict[str, Any]] = Field(description="per layer {'w', 'b'} ({} for layers "
-                                         "without parameters), PyTorch layout")
+    params: list[dict[str, Any]] = Field(
+        description="per layer {'w', 'b'} ({} for layers without parameters), PyTorch layout"
+    )
 
 
 # ----------------------------------------------------------------------------- scenarios
@@ -162,28 +198,49 @@ class TraceRequest(BaseModel):
     """Exactly one of `model`, `scenario` or `network` chooses the network."""
 
     model_config = ConfigDict(
-        extra="forbid", strict=True, allow_inf_nan=False,
+        extra="forbid",
+        strict=True,
+        allow_inf_nan=False,
         json_schema_extra={"examples": [SCENARIO_1_TRACE, CUSTOM_TRACE_EXAMPLE]},
     )
 
     model: str | None = Field(None, max_length=64, description="a bundled model, e.g. 'digits'")
-    scenario: str | None = Field(None, max_length=64, description="a scenario id, e.g. 'conv-dense'")
+    scenario: str | None = Field(
+        None, max_length=64, description="a scenario id, e.g. 'conv-dense'"
+    )
     network: NetworkSpec | None = Field(None, description="a network spec of your own")
     params: list[dict[str, NumberArray]] | None = Field(
-        None, description="with `network`: per layer {'w', 'b'} ({} for layers without "
-        "parameters); default: seeded initialisation (He for relu, Xavier otherwise)")
-    seed: StrictInt = Field(0, ge=0, le=2**32 - 1, description="with `network`: the seed of "
-                            "the initialisation when `params` is not given")
+        None,
+        description="with `network`: per layer {'w', 'b'} ({} for layers without "
+        "parameters); default: seeded initialisation (He for relu, Xavier otherwise)",
+    )
+    seed: StrictInt = Field(
+        0,
+        ge=0,
+        le=2**32 - 1,
+        description="with `network`: the seed of the initialisation when `params` is not given",
+    )
     input: NumberArray | None = Field(
-        None, description="nested list shaped like the network's input_shape [C, H, W]; "
-        "[H, W] is accepted when C = 1. Optional for a scenario.")
-    target: Annotated[Any, WithJsonSchema({"anyOf": [
-        {"type": "integer", "minimum": 0}, {"type": "number"}, _NUMBER_ARRAY_SCHEMA]})] = Field(
-        None, description="a class index (cross_entropy) or an array shaped like the output "
-        "(mse; a number when the output has one value). Optional for a scenario.")
+        None,
+        description="nested list shaped like the network's input_shape [C, H, W]; "
+        "[H, W] is accepted when C = 1. Optional for a scenario.",
+    )
+    target: Annotated[
+        Any,
+        WithJsonSchema(
+            {"anyOf": [{"type": "integer", "minimum": 0}, {"type": "number"}, _NUMBER_ARRAY_SCHEMA]}
+        ),
+    ] = Field(
+        None,
+        description="a class index (cross_entropy) or an array shaped like the output "
+        "(mse; a number when the output has one value). Optional for a scenario.",
+    )
     learning_rate: StrictFloat | None = Field(
-        None, gt=0, le=10, description="if given, one SGD step: the response adds "
-        "`updated_params` and `loss_after`")
+        None,
+        gt=0,
+        le=10,
+        description="if given, one SGD step: the response adds `updated_params` and `loss_after`",
+    )
 
 
 class LayerTrace(BaseModel):
@@ -193,41 +250,74 @@ class LayerTrace(BaseModel):
     output_shape: list[int]
     params: dict[str, Any] = Field(description="{'w', 'b'} or {}")
     forward: dict[str, Any] = Field(description="a_prev, z, a")
-    backward: dict[str, Any] = Field(description="dC_da, dC_dz, dC_db, dC_dw, dC_da_prev "
-                                     "(dC_db and dC_dw are null for layers without parameters)")
-    argmax: list[Any] | None = Field(None, description="max-pool only: (C, H_out, W_out, 2), "
-                                     "the input (row, col) each output cell came from")
+    backward: dict[str, Any] = Field(
+        description="dC_da, dC_dz, dC_db, dC_dw, dC_da_prev "
+        "(dC_db and dC_dw are null for layers without parameters)"
+    )
+    argmax: list[Any] | None = Field(
+        None,
+        description="max-pool only: (C, H_out, W_out, 2), "
+        "the input (row, col) each output cell came from",
+    )
 
 
 class TraceResponse(BaseModel):
     network: dict[str, Any] = Field(description="the normalized spec with every shape")
     loss: float
     output: list[Any]
-    target: list[Any] = Field(description="the target as an array shaped like the output "
-                              "(a class index becomes one-hot)")
+    target: list[Any] = Field(
+        description="the target as an array shaped like the output (a class index becomes one-hot)"
+    )
     prediction: int | None = Field(None, description="classifiers only: argmax of the output")
     layers: list[LayerTrace]
     updated_params: list[dict[str, Any]] | None = Field(
-        None, description="with learning_rate: parameters after one SGD step")
-    loss_after: float | None = Field(None, description="with learning_rate: the loss with "
-                                     "updated_params on the same input and target")
+        None, description="with learning_rate: parameters after one SGD step"
+    )
+    loss_after: float | None = Field(
+        None,
+        description="with learning_rate: the loss with updated_params on the same input and target",
+    )
 
 
 # ----------------------------------------------------------------------------- predict
 class PredictRequest(BaseModel):
     model_config = ConfigDict(
-        extra="forbid", strict=True, allow_inf_nan=False,
-        json_schema_extra={"examples": [{"model": "digits", "image": [
-            [0, 0, 0, 0, 0], [0, 0, 1, 0, 0], [0, 1, 1, 0, 0], [0, 0, 1, 0, 0],
-            [0, 1, 1, 1, 0]]}]},
+        extra="forbid",
+        strict=True,
+        allow_inf_nan=False,
+        json_schema_extra={
+            "examples": [
+                {
+                    "model": "digits",
+                    "image": [
+                        [0, 0, 0, 0, 0],
+                        [0, 0, 1, 0, 0],
+                        [0, 1, 1, 0, 0],
+                        [0, 0, 1, 0, 0],
+                        [0, 1, 1, 1, 0],
+                    ],
+                }
+            ]
+        },
     )
 
     model: str = Field("digits", max_length=64, description="a bundled classifier model")
-    image: Annotated[Any, WithJsonSchema({
-        "type": "array", "minItems": 1, "maxItems": 512,
-        "items": {"type": "array", "minItems": 1, "maxItems": 512,
-                  "items": {"type": "number", "minimum": 0, "maximum": 1}}})] = Field(
-        description="H×W grayscale, values in [0, 1], ink = 1, 1×1 up to 512×512")
+    image: Annotated[
+        Any,
+        WithJsonSchema(
+            {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": 512,
+                "items": {
+                    "type": "array",
+                    "minItems": 1,
+                    "maxItems": 512,
+                    "items": {"type": "number", "minimum": 0, "maximum": 1},
+                },
+            }
+        ),
+    ] = Field(description="H×W grayscale, values in [0, 1], ink = 1, 1×1 up to 512×512")
 
 
 class PredictResponse(BaseModel):

@@ -60,20 +60,30 @@ class BodyLimitMiddleware:
         self.max_bytes = max_bytes
 
     async def _refuse(self, send: Send, msg: str, status: int = 413) -> None:
-        body = error_body([{"loc": ["body"], "msg": msg, "type": "too_large"
-                            if status == 413 else "bad_request"}])
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(body)).encode()),
-                                (b"connection", b"close")]})
+        body = error_body(
+            [{"loc": ["body"], "msg": msg, "type": "too_large" if status == 413 else "bad_request"}]
+        )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
             return
-        too_big = (f"the request body is larger than the {self.max_bytes} bytes "
-                   f"({self.max_bytes / 2**20:g} MiB) this server accepts")
+        too_big = (
+            f"the request body is larger than the {self.max_bytes} bytes "
+            f"({self.max_bytes / 2**20:g} MiB) this server accepts"
+        )
         length = None
         for name, value in scope.get("headers", ()):
             if name == b"content-length":

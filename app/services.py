@@ -19,8 +19,7 @@ import orjson
 from pydantic import ConfigDict, Field, Strict, TypeAdapter, ValidationError
 
 import cnncore
-from cnncore import Network, SpecError, models, normalize_spec
-from cnncore import preprocess
+from cnncore import Network, SpecError, models, normalize_spec, preprocess
 
 from .errors import ApiError, Loc
 from .schemas import PredictRequest, TraceRequest
@@ -63,12 +62,20 @@ def _depth(value: Any) -> int:
 
 def _check_shape(value: Any, shape: tuple[int, ...], loc: Loc, full: tuple[int, ...]) -> None:
     if not isinstance(value, list):
-        raise ApiError(loc, f"must be a list of {shape[0]} (the whole array shaped "
-                       f"{list(full)}), got {type(value).__name__}", "shape")
+        raise ApiError(
+            loc,
+            f"must be a list of {shape[0]} (the whole array shaped "
+            f"{list(full)}), got {type(value).__name__}",
+            "shape",
+        )
     if len(value) != shape[0]:
-        raise ApiError(loc, f"has {len(value)} entries but needs {shape[0]} (the whole array "
-                       f"must be shaped {list(full)}; rows of different lengths are not "
-                       "allowed)", "shape")
+        raise ApiError(
+            loc,
+            f"has {len(value)} entries but needs {shape[0]} (the whole array "
+            f"must be shaped {list(full)}; rows of different lengths are not "
+            "allowed)",
+            "shape",
+        )
     if len(shape) > 1:
         for i, v in enumerate(value):
             _check_shape(v, shape[1:], (*loc, i), full)
@@ -112,9 +119,13 @@ def _load_from(directory: Path, name: str) -> tuple[Network, dict]:
 def load_model(settings: Settings, name: str, loc: Loc) -> tuple[Network, dict]:
     names = model_names(settings)
     if name not in names:
-        raise ApiError(loc, f"unknown model {name!r}; available: "
-                       f"{', '.join(names) or 'none (no model is installed yet)'}",
-                       "unknown_model", 404 if loc and loc[0] == "path" else 422)
+        raise ApiError(
+            loc,
+            f"unknown model {name!r}; available: "
+            f"{', '.join(names) or 'none (no model is installed yet)'}",
+            "unknown_model",
+            404 if loc and loc[0] == "path" else 422,
+        )
     if settings.models_dir is None:
         return models.load(name)
     return _load_from(settings.models_dir, name)
@@ -155,9 +166,12 @@ def _scenarios() -> dict[str, Any]:
 def get_scenario(sid: str, loc: Loc) -> Any:
     scenarios = _scenarios()
     if sid not in scenarios:
-        raise ApiError(loc, f"unknown scenario {sid!r}; available: "
-                       f"{', '.join(scenarios) or 'none'}", "unknown_scenario",
-                       404 if loc and loc[0] == "path" else 422)
+        raise ApiError(
+            loc,
+            f"unknown scenario {sid!r}; available: {', '.join(scenarios) or 'none'}",
+            "unknown_scenario",
+            404 if loc and loc[0] == "path" else 422,
+        )
     return scenarios[sid]
 
 
@@ -203,29 +217,47 @@ def _check_caps(spec: dict, s: Settings, learning_rate: bool) -> None:
     cap = s.max_input_shape
     shape = spec["input_shape"]
     if any(v > c for v, c in zip(shape, cap, strict=True)):
-        raise ApiError((*loc, "input_shape"), f"input_shape {shape} is over the cap: at most "
-                       f"{cap[0]} channels and {cap[1]}×{cap[2]} pixels", "cap")
+        raise ApiError(
+            (*loc, "input_shape"),
+            f"input_shape {shape} is over the cap: at most "
+            f"{cap[0]} channels and {cap[1]}×{cap[2]} pixels",
+            "cap",
+        )
     for i, layer in enumerate(spec["layers"]):
         c = layer.get("out_channels")
         if c is not None and c > s.max_channels:
-            raise ApiError((*loc, "layers", i, "out_channels"), f"layer {i} (conv2d): "
-                           f"out_channels {c} is over the cap of {s.max_channels}", "cap")
+            raise ApiError(
+                (*loc, "layers", i, "out_channels"),
+                f"layer {i} (conv2d): out_channels {c} is over the cap of {s.max_channels}",
+                "cap",
+            )
     madds = sum(layer["multiply_adds"] for layer in spec["layers"])
     if madds > s.max_multiply_adds:
-        raise ApiError(loc, f"the network needs {madds:,} multiply-adds per sample; the cap "
-                       f"is {s.max_multiply_adds:,}: use fewer or smaller layers", "cap")
+        raise ApiError(
+            loc,
+            f"the network needs {madds:,} multiply-adds per sample; the cap "
+            f"is {s.max_multiply_adds:,}: use fewer or smaller layers",
+            "cap",
+        )
     values = _trace_values(spec, learning_rate)
     if values > s.max_trace_values:
-        raise ApiError(loc, f"a trace of this network holds {values:,} numbers; the cap is "
-                       f"{s.max_trace_values:,}: use fewer channels, units or pixels", "cap")
+        raise ApiError(
+            loc,
+            f"a trace of this network holds {values:,} numbers; the cap is "
+            f"{s.max_trace_values:,}: use fewer channels, units or pixels",
+            "cap",
+        )
 
 
 def _custom_network(req: TraceRequest, s: Settings) -> Network:
     raw = req.network
     layers = raw.get("layers") if isinstance(raw, dict) else None
     if isinstance(layers, list) and len(layers) > s.max_layers:
-        raise ApiError(("body", "network", "layers"), f"{len(layers)} layers is over the cap "
-                       f"of {s.max_layers}", "cap")
+        raise ApiError(
+            ("body", "network", "layers"),
+            f"{len(layers)} layers is over the cap of {s.max_layers}",
+            "cap",
+        )
     try:
         spec = normalize_spec(raw)
     except SpecError as exc:
@@ -234,18 +266,29 @@ def _custom_network(req: TraceRequest, s: Settings) -> Network:
     net = Network.from_spec(spec, seed=req.seed)
     if req.params is not None:
         if len(req.params) != len(net.layers):
-            raise ApiError(("body", "params"), f"params must have one entry per layer "
-                           f"({len(net.layers)}); use {{}} for layers without parameters",
-                           "shape")
+            raise ApiError(
+                ("body", "params"),
+                f"params must have one entry per layer "
+                f"({len(net.layers)}); use {{}} for layers without parameters",
+                "shape",
+            )
         params = []
         for i, (layer, p) in enumerate(zip(net.layers, req.params, strict=True)):
             if set(p) != set(layer.params):
                 want = sorted(layer.params) or "nothing: {}"
-                raise ApiError(("body", "params", i), f"layer {i} ({layer.type}) takes "
-                               f"{want}, got {sorted(p)}", "params")
-            params.append({k: to_array(p[k], ref.shape, ("body", "params", i, k),
-                                       -s.max_abs_value, s.max_abs_value)
-                           for k, ref in layer.params.items()})
+                raise ApiError(
+                    ("body", "params", i),
+                    f"layer {i} ({layer.type}) takes {want}, got {sorted(p)}",
+                    "params",
+                )
+            params.append(
+                {
+                    k: to_array(
+                        p[k], ref.shape, ("body", "params", i, k), -s.max_abs_value, s.max_abs_value
+                    )
+                    for k, ref in layer.params.items()
+                }
+            )
         net.load_params(params)
     return net
 
@@ -264,17 +307,22 @@ def _target(value: Any, net: Network, s: Settings) -> Any:
         raise ApiError(loc, "must be a class index or numbers, not true/false", "type")
     if net.loss_name == "cross_entropy" and not isinstance(value, list):
         if not isinstance(value, int):
-            raise ApiError(loc, "for cross_entropy, give a class index (a whole number from 0 "
-                           f"to {out_shape[0] - 1}) or an array shaped {list(out_shape)}",
-                           "type")
+            raise ApiError(
+                loc,
+                "for cross_entropy, give a class index (a whole number from 0 "
+                f"to {out_shape[0] - 1}) or an array shaped {list(out_shape)}",
+                "type",
+            )
         if not 0 <= value < out_shape[0]:
-            raise ApiError(loc, f"class index {value} is out of range: 0 to "
-                           f"{out_shape[0] - 1}", "range")
+            raise ApiError(
+                loc, f"class index {value} is out of range: 0 to {out_shape[0] - 1}", "range"
+            )
         return value
     if not isinstance(value, list):
         if math.prod(out_shape) != 1:
-            raise ApiError(loc, f"must be an array shaped like the output {list(out_shape)}",
-                           "shape")
+            raise ApiError(
+                loc, f"must be an array shaped like the output {list(out_shape)}", "shape"
+            )
         return to_array(value, (), loc, -s.max_abs_value, s.max_abs_value).reshape(out_shape)
     return to_array(value, out_shape, loc, -s.max_abs_value, s.max_abs_value)
 
@@ -283,31 +331,44 @@ def _all_finite(*arrays: Any) -> bool:
     return all(a is None or bool(np.isfinite(a).all()) for a in arrays)
 
 
-_OVERFLOW = ("the computation overflowed (a value became infinite or NaN); use smaller input "
-             "or parameter values, or a smaller learning_rate")
+_OVERFLOW = (
+    "the computation overflowed (a value became infinite or NaN); use smaller input "
+    "or parameter values, or a smaller learning_rate"
+)
 
 
 def _trace_finite(tr: Any) -> bool:
     if not math.isfinite(tr.loss) or not _all_finite(tr.output):
         return False
-    return all(_all_finite(r.a_prev, r.z, r.a, r.dC_da, r.dC_dz, r.dC_dw, r.dC_db,
-                           r.dC_da_prev) for r in tr.records)
+    return all(
+        _all_finite(r.a_prev, r.z, r.a, r.dC_da, r.dC_dz, r.dC_dw, r.dC_db, r.dC_da_prev)
+        for r in tr.records
+    )
 
 
 def choose(req: TraceRequest) -> str:
     chosen = [k for k in ("model", "scenario", "network") if getattr(req, k) is not None]
     if not chosen:
-        raise ApiError(("body",), "give exactly one of 'model', 'scenario' or 'network' to "
-                       "choose the network (none was given)", "choose_one")
+        raise ApiError(
+            ("body",),
+            "give exactly one of 'model', 'scenario' or 'network' to "
+            "choose the network (none was given)",
+            "choose_one",
+        )
     if len(chosen) > 1:
-        raise ApiError(("body", chosen[1]), "give exactly one of 'model', 'scenario' or "
-                       f"'network' (got both '{chosen[0]}' and '{chosen[1]}')", "choose_one")
+        raise ApiError(
+            ("body", chosen[1]),
+            "give exactly one of 'model', 'scenario' or "
+            f"'network' (got both '{chosen[0]}' and '{chosen[1]}')",
+            "choose_one",
+        )
     kind = chosen[0]
     if kind != "network":
         for extra in ("params", "seed"):
             if extra in req.model_fields_set:
-                raise ApiError(("body", extra), f"'{extra}' is only used with 'network'",
-                               "not_allowed")
+                raise ApiError(
+                    ("body", extra), f"'{extra}' is only used with 'network'", "not_allowed"
+                )
     return kind
 
 
@@ -324,12 +385,19 @@ def trace(req: TraceRequest, s: Settings) -> bytes:
     else:
         net = _custom_network(req, s)
     if input_value is None:
-        raise ApiError(("body", "input"), f"input is required: a nested list shaped "
-                       f"{list(net.input_shape)}", "missing")
+        raise ApiError(
+            ("body", "input"),
+            f"input is required: a nested list shaped {list(net.input_shape)}",
+            "missing",
+        )
     if target_value is None:
-        raise ApiError(("body", "target"), "target is required: " +
-                       ("a class index or " if net.loss_name == "cross_entropy" else "") +
-                       f"an array shaped like the output {net.spec['output_shape']}", "missing")
+        raise ApiError(
+            ("body", "target"),
+            "target is required: "
+            + ("a class index or " if net.loss_name == "cross_entropy" else "")
+            + f"an array shaped like the output {net.spec['output_shape']}",
+            "missing",
+        )
     x = _input(input_value, net, s)
     target = _target(target_value, net, s)
     with np.errstate(all="ignore"):
@@ -343,8 +411,10 @@ def trace(req: TraceRequest, s: Settings) -> bytes:
         if req.learning_rate is not None:
             net2 = net.sgd_step([rec.grads() for rec in tr.records], req.learning_rate)
             loss_after = net2.trace(x, target).loss
-            if not (math.isfinite(loss_after) and _all_finite(
-                    *(v for p in net2.params for v in p.values()))):
+            if not (
+                math.isfinite(loss_after)
+                and _all_finite(*(v for p in net2.params for v in p.values()))
+            ):
                 raise ApiError(("body", "learning_rate"), _OVERFLOW, "overflow")
             out["updated_params"] = net2.params
             out["loss_after"] = loss_after
@@ -362,8 +432,9 @@ def _classifier(name: str, s: Settings, loc: Loc) -> Network:
 def _image(value: Any, s: Settings) -> np.ndarray:
     loc = ("body", "image")
     if not isinstance(value, list) or not value or not isinstance(value[0], list):
-        raise ApiError(loc, "must be a non-empty list of rows (H×W grayscale, values in "
-                       "[0, 1])", "shape")
+        raise ApiError(
+            loc, "must be a non-empty list of rows (H×W grayscale, values in [0, 1])", "shape"
+        )
     h, w = len(value), len(value[0])
     side = s.max_image_side
     if not (1 <= h <= side and 1 <= w <= side):
@@ -391,12 +462,19 @@ def predict_upload(model: str, data: bytes, s: Settings) -> bytes:
     except ValueError as exc:
         raise ApiError(("body", "file"), str(exc), "image") from None
     if ink.shape[0] > side or ink.shape[1] > side:
-        raise ApiError(("body", "file"), f"image is {ink.shape[0]}×{ink.shape[1]}; at most "
-                       f"{side}×{side}", "cap")
+        raise ApiError(
+            ("body", "file"),
+            f"image is {ink.shape[0]}×{ink.shape[1]}; at most {side}×{side}",
+            "cap",
+        )
     return _predict(net, preprocess.to_mnist(ink))
 
 
 # ============================================================================ health
 def health(s: Settings) -> dict[str, Any]:
-    return {"status": "ok", "version": app_version(), "engine": cnncore.__version__,
-            "models": model_names(s)}
+    return {
+        "status": "ok",
+        "version": app_version(),
+        "engine": cnncore.__version__,
+        "models": model_names(s),
+    }

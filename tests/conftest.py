@@ -6,31 +6,13 @@ directory with a small "digits" network (seeded, untrained), so they are fast an
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 
-TINY_SPEC = {
-    "input_shape": [1, 28, 28],
-    "layers": [
-        {"type": "conv2d", "out_channels": 2, "kernel_size": 5, "stride": 3, "activation": "relu"},
-        {"type": "maxpool2d", "kernel_size": 2},
-        {"type": "flatten"},
-        {"type": "dense", "units": 10, "activation": "softmax"},
-    ],
-    "loss": "cross_entropy",
-}
-TINY_META = {"description": "a tiny untrained test model", "dataset": "none",
-             "test_accuracy": 0.1}
-
-
-def make_models_dir(directory: Path) -> Path:
-    from cnncore import Network, models
-
-    directory.mkdir(parents=True, exist_ok=True)
-    net = Network.from_spec(TINY_SPEC, seed=1)
-    models.save(net, directory / "digits", TINY_META)
-    return directory
+sys.path.insert(0, str(Path(__file__).resolve().parent / "app"))
+from api_helpers import make_models_dir  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -8,10 +8,10 @@ serialized, wrapped in `JSONBytes`.
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
-from fastapi import Request
+from fastapi import Depends, Request
 from fastapi.routing import APIRoute
 from starlette.responses import Response
 
@@ -44,6 +44,9 @@ class JSONBytes(Response):
 
 def settings(request: Request) -> Settings:
     return request.app.state.settings
+
+
+SettingsDep = Annotated[Settings, Depends(settings)]
 
 
 def errors(*codes: int) -> dict[int | str, dict[str, Any]]:

@@ -60,13 +60,17 @@ def _fallback_page(request: Request) -> str:
     rows = []
     for path, ops in request.app.openapi().get("paths", {}).items():
         for method, op in ops.items():
-            rows.append(f"<li><code>{html.escape(method.upper())} {html.escape(path)}</code> "
-                        f"— {html.escape(op.get('summary', ''))}</li>")
-    return ("<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-            "<title>cnnviz API</title></head><body><h1>cnnviz API</h1>"
-            f"<ul>{''.join(rows)}</ul><p>The OpenAPI schema: "
-            "<a href='/openapi.json'>/openapi.json</a>; the guide: docs/api.md.</p>"
-            "</body></html>")
+            rows.append(
+                f"<li><code>{html.escape(method.upper())} {html.escape(path)}</code> "
+                f"— {html.escape(op.get('summary', ''))}</li>"
+            )
+    return (
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        "<title>cnnviz API</title></head><body><h1>cnnviz API</h1>"
+        f"<ul>{''.join(rows)}</ul><p>The OpenAPI schema: "
+        "<a href='/openapi.json'>/openapi.json</a>; the guide: docs/api.md.</p>"
+        "</body></html>"
+    )
 
 
 @router.get("/docs", response_class=HTMLResponse)

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 
 from .. import services
 from ..schemas import HealthResponse
-from ..settings import Settings
-from . import ApiRoute, settings
+from . import ApiRoute, SettingsDep
 
 router = APIRouter(prefix="/api", tags=["health"], route_class=ApiRoute)
 
 
-@router.get("/health", response_model=HealthResponse, summary="Is the server up?")
-def health(s: Settings = Depends(settings)) -> dict:
+_EXAMPLE = {"status": "ok", "version": "0.1.0", "engine": "0.1.0", "models": ["digits"]}
+
+
+@router.get(
+    "/health",
+    response_model=HealthResponse,
+    summary="Is the server up?",
+    responses={200: {"content": {"application/json": {"example": _EXAMPLE}}}},
+)
+def health(s: SettingsDep) -> dict:
     """`{"status": "ok", "version": ...}`, the engine's version and the installed models."""
     return services.health(s)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import orjson
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
@@ -13,7 +13,7 @@ from .. import services
 from ..errors import ApiError
 from ..schemas import PredictRequest, PredictResponse
 from ..settings import Settings
-from . import ApiRoute, JSONBytes, errors, settings
+from . import ApiRoute, JSONBytes, SettingsDep, errors
 
 router = APIRouter(prefix="/api", tags=["predict"], route_class=ApiRoute)
 
@@ -26,17 +26,22 @@ _REQUEST_BODY = {
                 "type": "object",
                 "required": ["file"],
                 "properties": {
-                    "file": {"type": "string", "format": "binary",
-                             "description": "a PNG or JPEG, at most 512×512 pixels"},
+                    "file": {
+                        "type": "string",
+                        "format": "binary",
+                        "description": "a PNG or JPEG, at most 512×512 pixels",
+                    },
                     "model": {"type": "string", "default": "digits", "maxLength": 64},
                 },
             }
         },
     },
 }
-_EXAMPLE = {"input": [[0.0] * 28 for _ in range(28)],
-            "probabilities": [0.01, 0.9, 0.01, 0.01, 0.01, 0.01, 0.01, 0.02, 0.01, 0.01],
-            "prediction": 1}
+_EXAMPLE = {
+    "input": [[0.0] * 28 for _ in range(28)],
+    "probabilities": [0.01, 0.9, 0.01, 0.01, 0.01, 0.01, 0.01, 0.02, 0.01, 0.01],
+    "prediction": 1,
+}
 
 
 async def _upload(request: Request, s: Settings) -> tuple[str, bytes]:
@@ -46,12 +51,17 @@ async def _upload(request: Request, s: Settings) -> tuple[str, bytes]:
         if not isinstance(model, str):
             raise ApiError(("body", "model"), "must be a text field", "type")
         if not isinstance(file, UploadFile):
-            raise ApiError(("body", "file"), "a PNG or JPEG file field named 'file' is "
-                           "required", "missing")
+            raise ApiError(
+                ("body", "file"), "a PNG or JPEG file field named 'file' is required", "missing"
+            )
         data = await file.read(s.max_upload_bytes + 1)
     if len(data) > s.max_upload_bytes:
-        raise ApiError(("body", "file"), f"the upload is larger than {s.max_upload_bytes} "
-                       "bytes", "too_large", 413)
+        raise ApiError(
+            ("body", "file"),
+            f"the upload is larger than {s.max_upload_bytes} bytes",
+            "too_large",
+            413,
+        )
     return model, data
 
 
@@ -59,21 +69,31 @@ def _json_request(raw: bytes) -> PredictRequest:
     try:
         return PredictRequest.model_validate(orjson.loads(raw))
     except orjson.JSONDecodeError as exc:
-        raise ApiError(("body",), f"the body is not valid JSON ({exc}); NaN and Infinity are "
-                       "not JSON", "json_invalid") from None
+        raise ApiError(
+            ("body",),
+            f"the body is not valid JSON ({exc}); NaN and Infinity are not JSON",
+            "json_invalid",
+        ) from None
     except ValidationError as exc:
-        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in
-                                      exc.errors(include_url=False, include_input=False)]
-                                     ) from None
+        raise RequestValidationError(
+            [
+                {**e, "loc": ("body", *e["loc"])}
+                for e in exc.errors(include_url=False, include_input=False)
+            ]
+        ) from None
 
 
 @router.post(
-    "/predict", response_model=PredictResponse, summary="Classify a drawing or a picture",
+    "/predict",
+    response_model=PredictResponse,
+    summary="Classify a drawing or a picture",
     openapi_extra={"requestBody": _REQUEST_BODY},
-    responses={**errors(413, 415, 422),
-               200: {"content": {"application/json": {"example": _EXAMPLE}}}},
+    responses={
+        **errors(413, 415, 422),
+        200: {"content": {"application/json": {"example": _EXAMPLE}}},
+    },
 )
-async def predict(request: Request, s: Settings = Depends(settings)) -> JSONBytes:
+async def predict(request: Request, s: SettingsDep) -> JSONBytes:
     """JSON `{"model": "digits", "image": H×W values in [0, 1], ink = 1}` (up to 512×512), or
     a multipart upload of a PNG/JPEG in field `file`. The server makes it an MNIST-like 28×28
     (crop, scale to 20 px, centre of mass at the centre) and returns that `input`, the 10
@@ -83,7 +103,11 @@ async def predict(request: Request, s: Settings = Depends(settings)) -> JSONByte
         model, data = await _upload(request, s)
         return JSONBytes(await run_in_threadpool(services.predict_upload, model, data, s))
     if not (ctype.startswith("application/json") or "+json" in ctype.split(";")[0]):
-        raise ApiError(("header", "content-type"), "send application/json or "
-                       "multipart/form-data", "unsupported_media_type", 415)
+        raise ApiError(
+            ("header", "content-type"),
+            "send application/json or multipart/form-data",
+            "unsupported_media_type",
+            415,
+        )
     req = _json_request(await request.body())
     return JSONBytes(await run_in_threadpool(services.predict_json, req, s))

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import orjson
-from fastapi import APIRouter, Body, Depends
+from fastapi import APIRouter, Body
 
 from .. import services
 from ..schemas import CUSTOM_TRACE_EXAMPLE, TraceRequest, TraceResponse
 from ..settings import Settings
-from . import ApiRoute, JSONBytes, errors, settings
+from . import ApiRoute, JSONBytes, SettingsDep, errors
 
 router = APIRouter(prefix="/api", tags=["trace"], route_class=ApiRoute)
 
@@ -22,23 +24,30 @@ def _example() -> dict:
 
 
 _REQUEST_EXAMPLES = {
-    "scenario": {"summary": "Scenario 1 (a gradient you can check by hand)",
-                 "value": {"scenario": "conv-dense"}},
-    "custom": {"summary": "Your own network, parameters, input and target, one SGD step",
-               "value": CUSTOM_TRACE_EXAMPLE},
-    "model": {"summary": "The digit model on a blank 28×28 input, target class 3",
-              "value": {"model": "digits", "input": [[0.0] * 28 for _ in range(28)],
-                        "target": 3}},
+    "scenario": {
+        "summary": "Scenario 1 (a gradient you can check by hand)",
+        "value": {"scenario": "conv-dense"},
+    },
+    "custom": {
+        "summary": "Your own network, parameters, input and target, one SGD step",
+        "value": CUSTOM_TRACE_EXAMPLE,
+    },
+    "model": {
+        "summary": "The digit model on a blank 28×28 input, target class 3",
+        "value": {"model": "digits", "input": [[0.0] * 28 for _ in range(28)], "target": 3},
+    },
 }
 
 
 @router.post(
-    "/trace", response_model=TraceResponse, summary="Trace forward and backward",
-    responses={**errors(413, 422),
-               200: {"content": {"application/json": {"example": _example()}}}},
+    "/trace",
+    response_model=TraceResponse,
+    summary="Trace forward and backward",
+    responses={**errors(413, 422), 200: {"content": {"application/json": {"example": _example()}}}},
 )
-def trace(req: TraceRequest = Body(openapi_examples=_REQUEST_EXAMPLES),
-          s: Settings = Depends(settings)) -> JSONBytes:
+def trace(
+    req: Annotated[TraceRequest, Body(openapi_examples=_REQUEST_EXAMPLES)], s: SettingsDep
+) -> JSONBytes:
     """Choose the network with exactly one of `model`, `scenario` or `network` (+ optional
     `params`, `seed`); give `input` and `target` (a scenario has its own). Returns the
     normalized `network`, `loss`, `output`, `target`, `prediction` (classifiers) and per layer

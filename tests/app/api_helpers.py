@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,3 +28,25 @@ def close(a: Any, b: Any) -> bool:
     if a is None or b is None:
         return a is None and b is None
     return np.array_equal(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64))
+
+
+TINY_SPEC = {
+    "input_shape": [1, 28, 28],
+    "layers": [
+        {"type": "conv2d", "out_channels": 2, "kernel_size": 5, "stride": 3, "activation": "relu"},
+        {"type": "maxpool2d", "kernel_size": 2},
+        {"type": "flatten"},
+        {"type": "dense", "units": 10, "activation": "softmax"},
+    ],
+    "loss": "cross_entropy",
+}
+TINY_META = {"description": "a tiny untrained test model", "dataset": "none", "test_accuracy": 0.1}
+
+
+def make_models_dir(directory: Path) -> Path:
+    from cnncore import Network, models
+
+    directory.mkdir(parents=True, exist_ok=True)
+    net = Network.from_spec(TINY_SPEC, seed=1)
+    models.save(net, directory / "digits", TINY_META)
+    return directory

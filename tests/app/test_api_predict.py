@@ -53,8 +53,9 @@ def test_predict_json_default_model_and_tiny_image(client):
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
 def test_predict_upload(client, tiny_models_dir, fmt):
     data = png_bytes(drawing(), fmt)
-    r = client.post("/api/predict", files={"file": (f"d.{fmt.lower()}", data)},
-                    data={"model": "digits"})
+    r = client.post(
+        "/api/predict", files={"file": (f"d.{fmt.lower()}", data)}, data={"model": "digits"}
+    )
     assert r.status_code == 200, r.text
     x28, probs = expected(tiny_models_dir, preprocess.image_from_bytes(data))
     np.testing.assert_array_equal(np.array(r.json()["input"]), x28)
@@ -86,8 +87,9 @@ def test_bad_json(client, name):
     assert_error(client.post("/api/predict", json=body), 422, *loc)
 
 
-@pytest.mark.parametrize("raw", [b'{"image": [[NaN]]}', b'{"image": [[Infinity]]}', b"{",
-                                 b"", b"nope"])
+@pytest.mark.parametrize(
+    "raw", [b'{"image": [[NaN]]}', b'{"image": [[Infinity]]}', b"{", b"", b"nope"]
+)
 def test_malformed_json(client, raw):
     r = client.post("/api/predict", content=raw, headers={"content-type": "application/json"})
     assert_error(r, 422, "body")
@@ -105,8 +107,9 @@ def test_non_classifier_model_is_rejected(tmp_path):
     from app.settings import Settings
     from cnncore import Network
 
-    net = Network.from_spec({"input_shape": [1, 4, 4], "layers": [{"type": "flatten"},
-                            {"type": "dense", "units": 1}]})
+    net = Network.from_spec(
+        {"input_shape": [1, 4, 4], "layers": [{"type": "flatten"}, {"type": "dense", "units": 1}]}
+    )
     models.save(net, tmp_path / "small", {"description": "not an image classifier"})
     with TestClient(create_app(Settings(models_dir=tmp_path))) as c:
         r = c.post("/api/predict", json={"model": "small", "image": [[0]]})
@@ -142,8 +145,7 @@ def test_oversized_upload(client, settings):
 
 
 def test_upload_without_file_field(client):
-    r = client.post("/api/predict", data={"model": "digits"},
-                    files={"other": ("x.png", b"abc")})
+    r = client.post("/api/predict", data={"model": "digits"}, files={"other": ("x.png", b"abc")})
     assert_error(r, 422, "body", "file")
 
 

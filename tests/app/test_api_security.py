@@ -27,8 +27,19 @@ def assert_secure(r) -> None:
     assert "access-control-allow-origin" not in r.headers
 
 
-@pytest.mark.parametrize("path", ["/", "/api/health", "/nope", "/static/hello.css", "/docs",
-                                  "/docs/init.js", "/openapi.json", "/api/models/nope"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/",
+        "/api/health",
+        "/nope",
+        "/static/hello.css",
+        "/docs",
+        "/docs/init.js",
+        "/openapi.json",
+        "/api/models/nope",
+    ],
+)
 def test_headers_on_get(client, path):
     assert_secure(client.get(path))
 
@@ -60,8 +71,10 @@ def test_static_file_served(client):
 
 
 def test_no_cors_by_default(client):
-    r = client.options("/api/trace", headers={"origin": "https://evil.example",
-                                              "access-control-request-method": "POST"})
+    r = client.options(
+        "/api/trace",
+        headers={"origin": "https://evil.example", "access-control-request-method": "POST"},
+    )
     assert "access-control-allow-origin" not in r.headers
     r = client.get("/api/health", headers={"origin": "https://evil.example"})
     assert "access-control-allow-origin" not in r.headers

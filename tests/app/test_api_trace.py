@@ -25,8 +25,12 @@ SMALL_INPUT = [[1, 2, 0], [3, 1, 2], [0, 1, 3]]
 
 
 def custom(**over):
-    body = {"network": copy.deepcopy(SMALL), "params": copy.deepcopy(SMALL_PARAMS),
-            "input": copy.deepcopy(SMALL_INPUT), "target": [5]}
+    body = {
+        "network": copy.deepcopy(SMALL),
+        "params": copy.deepcopy(SMALL_PARAMS),
+        "input": copy.deepcopy(SMALL_INPUT),
+        "target": [5],
+    }
     body.update(over)
     return body
 
@@ -74,8 +78,7 @@ def test_model_trace_chw_input_and_one_hot_target(client, tiny_models_dir):
     onehot = [0.0] * 10
     onehot[7] = 1.0
     r1 = client.post("/api/trace", json={"model": "digits", "input": x.tolist(), "target": 7})
-    r2 = client.post("/api/trace", json={"model": "digits", "input": x.tolist(),
-                                         "target": onehot})
+    r2 = client.post("/api/trace", json={"model": "digits", "input": x.tolist(), "target": onehot})
     assert r1.status_code == r2.status_code == 200
     assert r1.json()["loss"] == r2.json()["loss"]
 
@@ -127,8 +130,9 @@ def test_scenario_trace_equals_engine(client):
 
 def test_scenario_with_own_input_and_target(client):
     pytest.importorskip("cnncore.scenarios")
-    r = client.post("/api/trace", json={"scenario": SCENARIO_1, "input": [[0] * 3] * 3,
-                                        "target": 0.5})
+    r = client.post(
+        "/api/trace", json={"scenario": SCENARIO_1, "input": [[0] * 3] * 3, "target": 0.5}
+    )
     assert r.status_code == 200, r.text
     # a zero input leaves z = b = 1 in every conv cell; dense: 1 - 1 + 1 + 2 - 1 = 2
     assert r.json()["output"] == [2.0]
@@ -155,8 +159,9 @@ def test_learning_rate_lowers_the_loss_custom(client):
 
 def test_learning_rate_lowers_the_loss_model(client):
     x = np.random.default_rng(2).random((28, 28)).tolist()
-    r = client.post("/api/trace", json={"model": "digits", "input": x, "target": 4,
-                                        "learning_rate": 0.1})
+    r = client.post(
+        "/api/trace", json={"model": "digits", "input": x, "target": 4, "learning_rate": 0.1}
+    )
     assert r.status_code == 200, r.text
     assert r.json()["loss_after"] < r.json()["loss"]
 
@@ -165,8 +170,7 @@ def test_learning_rate_lowers_the_loss_model(client):
 BAD_CASES = {
     # body and choice of network
     "neither": ({"input": SMALL_INPUT, "target": [5]}, ("body",)),
-    "both model and scenario": ({"model": "digits", "scenario": SCENARIO_1},
-                                ("body", "scenario")),
+    "both model and scenario": ({"model": "digits", "scenario": SCENARIO_1}, ("body", "scenario")),
     "both model and network": (custom(model="digits"), ("body", "network")),
     "unknown model": ({"model": "nope", "input": SMALL_INPUT, "target": 1}, ("body", "model")),
     "unknown scenario": ({"scenario": "nope"}, ("body", "scenario")),
@@ -181,25 +185,30 @@ BAD_CASES = {
     "ragged input": (custom(input=[[1, 2, 3], [4, 5], [7, 8, 9]]), ("body", "input", 1)),
     "wrong input shape": (custom(input=[[1, 2], [3, 4]]), ("body", "input")),
     "input too deep": (custom(input=[[[[1, 2, 3]] * 3]]), ("body", "input")),
-    "string in input": (custom(input=[[1, 2, "3"], [4, 5, 6], [7, 8, 9]]),
-                        ("body", "input", 0, 2)),
-    "bool in input": (custom(input=[[1, 2, True], [4, 5, 6], [7, 8, 9]]),
-                      ("body", "input", 0, 2)),
-    "null in input": (custom(input=[[1, 2, None], [4, 5, 6], [7, 8, 9]]),
-                      ("body", "input", 0, 2)),
-    "huge value in input": (custom(input=[[1, 2, 1e300], [4, 5, 6], [7, 8, 9]]),
-                            ("body", "input", 0, 2)),
+    "string in input": (custom(input=[[1, 2, "3"], [4, 5, 6], [7, 8, 9]]), ("body", "input", 0, 2)),
+    "bool in input": (custom(input=[[1, 2, True], [4, 5, 6], [7, 8, 9]]), ("body", "input", 0, 2)),
+    "null in input": (custom(input=[[1, 2, None], [4, 5, 6], [7, 8, 9]]), ("body", "input", 0, 2)),
+    "huge value in input": (
+        custom(input=[[1, 2, 1e300], [4, 5, 6], [7, 8, 9]]),
+        ("body", "input", 0, 2),
+    ),
     "input is a number": (custom(input=3), ("body", "input")),
     # target
     "missing target": ({"network": SMALL, "input": SMALL_INPUT}, ("body", "target")),
     "wrong target shape": (custom(target=[1, 2]), ("body", "target")),
     "bool target": (custom(target=True), ("body", "target")),
-    "class out of range": ({"model": "digits", "input": [[0] * 28] * 28, "target": 10},
-                           ("body", "target")),
-    "negative class": ({"model": "digits", "input": [[0] * 28] * 28, "target": -1},
-                       ("body", "target")),
-    "float class": ({"model": "digits", "input": [[0] * 28] * 28, "target": 2.5},
-                    ("body", "target")),
+    "class out of range": (
+        {"model": "digits", "input": [[0] * 28] * 28, "target": 10},
+        ("body", "target"),
+    ),
+    "negative class": (
+        {"model": "digits", "input": [[0] * 28] * 28, "target": -1},
+        ("body", "target"),
+    ),
+    "float class": (
+        {"model": "digits", "input": [[0] * 28] * 28, "target": 2.5},
+        ("body", "target"),
+    ),
     # learning rate
     "zero learning rate": (custom(learning_rate=0), ("body", "learning_rate")),
     "negative learning rate": (custom(learning_rate=-0.1), ("body", "learning_rate")),
@@ -207,12 +216,18 @@ BAD_CASES = {
     "string learning rate": (custom(learning_rate="0.1"), ("body", "learning_rate")),
     # params
     "params wrong count": (custom(params=[{}]), ("body", "params")),
-    "params wrong keys": (custom(params=[{"w": [[[[1, 1], [1, 1]]]]}, {}, SMALL_PARAMS[2]]),
-                          ("body", "params", 0)),
-    "params wrong shape": (custom(params=[{"w": [[[[1, 1, 1], [1, 1, 1]]]], "b": [1]}, {},
-                                          SMALL_PARAMS[2]]), ("body", "params", 0, "w")),
-    "params for flatten": (custom(params=[SMALL_PARAMS[0], {"w": [1]}, SMALL_PARAMS[2]]),
-                           ("body", "params", 1)),
+    "params wrong keys": (
+        custom(params=[{"w": [[[[1, 1], [1, 1]]]]}, {}, SMALL_PARAMS[2]]),
+        ("body", "params", 0),
+    ),
+    "params wrong shape": (
+        custom(params=[{"w": [[[[1, 1, 1], [1, 1, 1]]]], "b": [1]}, {}, SMALL_PARAMS[2]]),
+        ("body", "params", 0, "w"),
+    ),
+    "params for flatten": (
+        custom(params=[SMALL_PARAMS[0], {"w": [1]}, SMALL_PARAMS[2]]),
+        ("body", "params", 1),
+    ),
 }
 
 
@@ -240,13 +255,28 @@ SPEC_CASES = {
     "image over cap": ({**SMALL, "input_shape": [1, 65, 3]}, ("input_shape",)),
     "too many channels": (_spec(out_channels=65), ("layers", 0, "out_channels")),
     "too many layers": ({**SMALL, "layers": [{"type": "flatten"}] * 13}, ("layers",)),
-    "too many multiply-adds": ({"input_shape": [3, 64, 64], "layers": [
-        {"type": "conv2d", "out_channels": 64, "kernel_size": 3, "padding": 1}] * 2 +
-        [{"type": "flatten"}, {"type": "dense", "units": 1}]}, ()),
-    "too many numbers": ({"input_shape": [3, 64, 64], "layers": [
-        {"type": "flatten"}, {"type": "dense", "units": 100}]}, ()),
-    "huge dense": ({"input_shape": [1, 2, 2], "layers": [
-        {"type": "flatten"}, {"type": "dense", "units": 10**12}]}, ()),
+    "too many multiply-adds": (
+        {
+            "input_shape": [3, 64, 64],
+            "layers": [{"type": "conv2d", "out_channels": 64, "kernel_size": 3, "padding": 1}] * 2
+            + [{"type": "flatten"}, {"type": "dense", "units": 1}],
+        },
+        (),
+    ),
+    "too many numbers": (
+        {
+            "input_shape": [3, 64, 64],
+            "layers": [{"type": "flatten"}, {"type": "dense", "units": 100}],
+        },
+        (),
+    ),
+    "huge dense": (
+        {
+            "input_shape": [1, 2, 2],
+            "layers": [{"type": "flatten"}, {"type": "dense", "units": 10**12}],
+        },
+        (),
+    ),
 }
 
 
@@ -264,17 +294,20 @@ def test_bad_spec(client, name):
     assert item["type"] in ("spec_error", "cap", "dict_type"), item
 
 
-@pytest.mark.parametrize("raw", [
-    b'{"network": {}, "input": [NaN]}',
-    b'{"model": "digits", "input": [[Infinity]], "target": 1}',
-    b'{"model": "digits", "target": -Infinity}',
-    b'{"model": "digits", "input": [1e999], "target": 1}',
-    b'{"model": "digits", ',
-    b"not json",
-    b"",
-    b"[]",
-    b'"digits"',
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"network": {}, "input": [NaN]}',
+        b'{"model": "digits", "input": [[Infinity]], "target": 1}',
+        b'{"model": "digits", "target": -Infinity}',
+        b'{"model": "digits", "input": [1e999], "target": 1}',
+        b'{"model": "digits", ',
+        b"not json",
+        b"",
+        b"[]",
+        b'"digits"',
+    ],
+)
 def test_malformed_body(client, raw):
     r = client.post("/api/trace", content=raw, headers={"content-type": "application/json"})
     assert_error(r, 422, "body")
@@ -283,18 +316,24 @@ def test_malformed_body(client, raw):
 def test_overflow_is_a_clean_4xx(client):
     """Finite inputs whose softmax underflows to exactly 0 on the target class make
     dC/da = -y/a infinite: 422 naming the overflow, never NaN or Infinity in a 200."""
-    spec = {"input_shape": [1, 1, 1], "layers": [
-        {"type": "flatten"}, {"type": "dense", "units": 2, "activation": "softmax"}]}
+    spec = {
+        "input_shape": [1, 1, 1],
+        "layers": [{"type": "flatten"}, {"type": "dense", "units": 2, "activation": "softmax"}],
+    }
     params = [{}, {"w": [[1e6], [-1e6]], "b": [0, 0]}]
-    r = client.post("/api/trace", json={"network": spec, "params": params, "input": [[[1e6]]],
-                                        "target": 1})
+    r = client.post(
+        "/api/trace", json={"network": spec, "params": params, "input": [[[1e6]]], "target": 1}
+    )
     item = assert_error(r, 422, "body")
     assert "overflow" in item["msg"]
 
 
 def test_non_json_content_type(client):
-    r = client.post("/api/trace", content=b"model=digits",
-                    headers={"content-type": "application/x-www-form-urlencoded"})
+    r = client.post(
+        "/api/trace",
+        content=b"model=digits",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
     assert 400 <= r.status_code < 500
 
 

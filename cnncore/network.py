@@ -174,8 +174,8 @@ class Network:
         """Targets to arrays shaped like the output: class indices become one-hot rows."""
         out_shape = tuple(self.spec["output_shape"])
         t = np.asarray(target)
-        if self.loss_name == "cross_entropy" and t.ndim <= 1 and t.size == n and \
-                np.issubdtype(t.dtype, np.integer):
+        if self.loss_name == "cross_entropy" and len(out_shape) == 1 and t.ndim <= 1 and \
+                t.size == n and np.issubdtype(t.dtype, np.integer):
             k = out_shape[0]
             idx = t.reshape(n)
             if idx.min() < 0 or idx.max() >= k:

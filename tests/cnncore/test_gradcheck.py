@@ -1,0 +1,274 @@
+"""Whole small networks: the engine's analytic gradients vs central finite differences (float64),
+and the whole per-layer trace vs PyTorch autograd on the same network built in torch.
+
+Every layer type and every activation is covered (identity, relu, sigmoid, tanh, softmax with
+cross_entropy and with mse), with dC/dw and dC/db of every layer and dC/dx of the input.
+ReLU and max-pool have kinks; each case asserts its point is at least KINK_MARGIN away from one
+(|z| for relu, the gap between a window's two largest values for max-pool, unless both are
+exact relu zeros), so that a finite difference of step EPS never crosses one.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cnncore import functional as F  # noqa: N812
+from cnncore.network import Network
+
+EPS = 1e-6
+REL_TOL = 1e-7
+FLOOR = 1e-6  # denominator floor, so all-zero gradients compare on an absolute scale
+KINK_MARGIN = 1e-3
+
+
+def _geometry(name: str, act: str, out_act: str) -> list[dict]:
+    if name == "strided":
+        return [
+            {
+                "type": "conv2d",
+                "out_channels": 3,
+                "kernel_size": 3,
+                "stride": 2,
+                "padding": 1,
+                "activation": act,
+            },
+            {"type": "maxpool2d", "kernel_size": 2, "stride": 1, "padding": 1},
+            {"type": "conv2d", "out_channels": 2, "kernel_size": [2, 3], "activation": act},
+            {"type": "avgpool2d", "kernel_size": 2, "stride": 2, "padding": 1},
+            {"type": "flatten"},
+            {"type": "dense", "units": 5, "activation": act},
+            {"type": "dense", "units": 3, "activation": out_act},
+        ]
+    # "even": even kernels, padding 2, stride 2 with an uncovered border, default pool stride
+    return [
+        {
+            "type": "conv2d",
+            "out_channels": 2,
+            "kernel_size": 2,
+            "stride": 1,
+            "padding": 2,
+            "activation": act,
+        },
+        {"type": "avgpool2d", "kernel_size": 3, "stride": 2},
+        {"type": "conv2d", "out_channels": 3, "kernel_size": 2, "stride": 2, "activation": act},
+        {"type": "maxpool2d", "kernel_size": 2},
+        {"type": "flatten"},
+        {"type": "dense", "units": 3, "activation": out_act},
+    ]
+
+
+CASES = [
+    # (geometry, hidden activation, output activation, loss)
+    ("strided", "identity", "identity", "mse"),
+    ("strided", "relu", "relu", "mse"),
+    ("strided", "sigmoid", "sigmoid", "mse"),
+    ("strided", "tanh", "tanh", "mse"),
+    ("strided", "tanh", "softmax", "cross_entropy"),
+    ("strided", "sigmoid", "softmax", "mse"),
+    ("even", "relu", "softmax", "cross_entropy"),
+    ("even", "tanh", "identity", "mse"),
+    ("even", "identity", "softmax", "mse"),
+]
+INPUT_SHAPE = [2, 9, 8]
+
+
+def _spec(geometry, act, out_act, loss):
+    return {"input_shape": INPUT_SHAPE, "layers": _geometry(geometry, act, out_act), "loss": loss}
+
+
+def _target(net, rng):
+    if net.loss_name == "cross_entropy":
+        return int(rng.integers(net.spec["output_shape"][0]))
+    return rng.uniform(0.0, 1.0, size=net.spec["output_shape"])
+
+
+def _far_from_kinks(net, x) -> bool:
+    _, records = net.forward(x[None])
+    for layer, rec in zip(net.layers, records, strict=True):
+        if layer.activation == "relu" and np.min(np.abs(rec.z)) <= KINK_MARGIN:
+            return False
+        if layer.type == "maxpool2d":
+            k, s, p = layer.args
+            win = F.windows(F.pad_nchw(rec.a_prev, p, -np.inf), k, s)
+            top2 = np.sort(win.reshape(*win.shape[:4], -1), axis=-1)[..., -2:]
+            gap = top2[..., 1] - top2[..., 0]
+            # Exact zeros from a relu stay exactly zero (|z| > KINK_MARGIN): a stable tie.
+            stable_tie = (top2[..., 1] == 0.0) & (top2[..., 0] == 0.0)
+            if np.any((gap <= KINK_MARGIN) & ~stable_tie):
+                return False
+    return True
+
+
+def _all_gradients_alive(net, x, target) -> bool:
+    """Skip points where dead relus zero a whole gradient: the check would be vacuous there."""
+    trace = net.trace(x, target)
+    return all(
+        np.max(np.abs(g)) > 1e-4
+        for rec in trace.records
+        for g in (rec.dC_dw, rec.dC_db, rec.dC_da_prev)
+        if g is not None
+    )
+
+
+def _case(geometry, act, out_act, loss):
+    """A network, an input and a target at a point without kinks (first seed that works)."""
+    spec = _spec(geometry, act, out_act, loss)
+    for seed in range(50):
+        net = Network.from_spec(spec, seed=seed)
+        rng = np.random.default_rng(seed)
+        for layer in net.layers:  # non-zero biases, so db and the relu pattern are exercised
+            if "b" in layer.params:
+                layer.params["b"] = rng.normal(0, 0.3, size=layer.params["b"].shape)
+        x = rng.normal(size=INPUT_SHAPE)
+        target = _target(net, rng)
+        if _far_from_kinks(net, x) and _all_gradients_alive(net, x, target):
+            return net, x, target
+    raise AssertionError("no kink-free point found")  # pragma: no cover
+
+
+def _cost(net, x, y) -> float:
+    """C of one sample, from the definitions (not the engine's loss code)."""
+    a, _ = net.forward(x[None])
+    a = a[0]
+    if net.loss_name == "mse":
+        return 0.5 * float(np.sum((a - y) ** 2))
+    return -float(np.sum(y * np.log(a)))
+
+
+def _numeric_grad(f, arr):
+    """Central differences of f() with respect to every entry of `arr`, perturbed in place."""
+    grad = np.zeros_like(arr)
+    for idx in np.ndindex(arr.shape):
+        old = arr[idx]
+        arr[idx] = old + EPS
+        plus = f()
+        arr[idx] = old - EPS
+        minus = f()
+        arr[idx] = old
+        grad[idx] = (plus - minus) / (2 * EPS)
+    return grad
+
+
+def _rel_error(analytic, numeric) -> float:
+    denom = max(float(np.max(np.abs(analytic) + np.abs(numeric))), FLOOR)
+    return float(np.max(np.abs(analytic - numeric))) / denom
+
+
+@pytest.mark.parametrize("geometry,act,out_act,loss", CASES)
+def test_gradients_match_finite_differences(geometry, act, out_act, loss):
+    net, x, target = _case(geometry, act, out_act, loss)
+    trace = net.trace(x, target)
+    y = trace.target
+    checked = 0
+    for i, (layer, rec) in enumerate(zip(trace.layers, trace.records, strict=True)):
+        for key, analytic in (("w", rec.dC_dw), ("b", rec.dC_db)):
+            if key not in layer.params:
+                assert analytic is None
+                continue
+            numeric = _numeric_grad(lambda: _cost(net, x, y), layer.params[key])
+            assert np.max(np.abs(numeric)) > 1e-6, f"layer {i} d{key} is trivially zero"
+            err = _rel_error(analytic, numeric)
+            assert err < REL_TOL, f"layer {i} ({layer.type}) dC/d{key}: rel error {err:.2e}"
+            checked += 1
+    x_work = x.copy()
+    numeric_dx = _numeric_grad(lambda: _cost(net, x_work, y), x_work)
+    err = _rel_error(trace.records[0].dC_da_prev[0], numeric_dx)
+    assert err < REL_TOL, f"dC/dx: rel error {err:.2e}"
+    assert checked == 2 * sum(1 for layer in net.layers if layer.params)
+    # the loss the trace reports is the cost being differentiated
+    assert trace.loss == pytest.approx(_cost(net, x, y), rel=1e-12)
+
+
+def test_finite_differences_catch_a_wrong_gradient():
+    """The checker itself can fail: a gradient off by 0.1% is far above the tolerance."""
+    net, x, target = _case("strided", "tanh", "softmax", "cross_entropy")
+    trace = net.trace(x, target)
+    numeric = _numeric_grad(lambda: _cost(net, x, trace.target), net.layers[0].params["w"])
+    assert _rel_error(trace.records[0].dC_dw, numeric) < REL_TOL
+    assert _rel_error(trace.records[0].dC_dw * 1.001, numeric) > REL_TOL
+
+
+# --------------------------------------------------------------------------- vs PyTorch
+
+
+def _torch_trace(torch, net, x, y):
+    """The same network in torch, float64, keeping the grad of every intermediate."""
+    tF = torch.nn.functional
+    a = torch.tensor(x[None], requires_grad=True)
+    layers = []
+    for layer, spec in zip(net.layers, net.spec["layers"], strict=True):
+        rec = {"a_prev": a}
+        params = {k: torch.tensor(v, requires_grad=True) for k, v in layer.params.items()}
+        t = spec["type"]
+        if t == "conv2d":
+            z = tF.conv2d(a, params["w"], params["b"], spec["stride"], spec["padding"])
+        elif t == "maxpool2d":
+            z = tF.max_pool2d(a, spec["kernel_size"], spec["stride"], spec["padding"])
+        elif t == "avgpool2d":
+            z = tF.avg_pool2d(
+                a, spec["kernel_size"], spec["stride"], spec["padding"], count_include_pad=True
+            )
+        elif t == "flatten":
+            z = a.flatten(1)
+        else:
+            z = tF.linear(a, params["w"], params["b"])
+        act = spec.get("activation", "identity")
+        out = {
+            "identity": lambda v: v * 1.0,  # a distinct tensor, so a and z keep separate grads
+            "relu": torch.relu,
+            "sigmoid": torch.sigmoid,
+            "tanh": torch.tanh,
+            "softmax": lambda v: torch.softmax(v, dim=1),
+        }[act](z)
+        for v in (z, out):
+            v.retain_grad()
+        rec.update(z=z, a=out, params=params)
+        layers.append(rec)
+        a = out
+    ty = torch.tensor(y[None])
+    mse = net.loss_name == "mse"
+    loss = 0.5 * ((a - ty) ** 2).sum() if mse else -(ty * torch.log(a)).sum()
+    layers[0]["a_prev"].retain_grad()
+    loss.backward()
+    return float(loss.detach()), layers
+
+
+@pytest.mark.parametrize("geometry,act,out_act,loss", CASES)
+def test_trace_matches_torch_autograd(geometry, act, out_act, loss):
+    torch = pytest.importorskip("torch")
+    net, x, target = _case(geometry, act, out_act, loss)
+    trace = net.trace(x, target).to_dict()
+    tloss, tlayers = _torch_trace(torch, net, x, trace["target"])
+    assert trace["loss"] == pytest.approx(tloss, rel=1e-10, abs=1e-12)
+
+    def close(got, want, what):
+        want = want.detach().numpy()[0] if want.dim() and want.shape[0] == 1 else want.numpy()
+        assert got.shape == want.shape, f"{what}: shape {got.shape} != {want.shape}"
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-10, err_msg=what)
+
+    for i, (mine, theirs) in enumerate(zip(trace["layers"], tlayers, strict=True)):
+        where = f"layer {i} ({mine['type']})"
+        for k in ("a_prev", "z", "a"):
+            close(mine["forward"][k], theirs[k], f"{where} {k}")
+        close(mine["backward"]["dC_da"], theirs["a"].grad, f"{where} dC_da")
+        close(mine["backward"]["dC_dz"], theirs["z"].grad, f"{where} dC_dz")
+        prev_grad = theirs["a_prev"].grad if i == 0 else tlayers[i - 1]["a"].grad
+        close(mine["backward"]["dC_da_prev"], prev_grad, f"{where} dC_da_prev")
+        if theirs["params"]:
+            np.testing.assert_allclose(
+                mine["backward"]["dC_dw"],
+                theirs["params"]["w"].grad.numpy(),
+                atol=1e-10,
+                rtol=0,
+                err_msg=f"{where} dC_dw",
+            )
+            np.testing.assert_allclose(
+                mine["backward"]["dC_db"],
+                theirs["params"]["b"].grad.numpy(),
+                atol=1e-10,
+                rtol=0,
+                err_msg=f"{where} dC_db",
+            )
+        else:
+            assert mine["backward"]["dC_dw"] is None and mine["backward"]["dC_db"] is None

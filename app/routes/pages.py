@@ -1,0 +1,20 @@
+"""The browser app's page: `GET /` renders templates/index.html (scripts and styles live in static/)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
+
+router = APIRouter()
+templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
+
+
+@router.get("/", response_class=HTMLResponse, include_in_schema=False)
+def index(request: Request) -> HTMLResponse:
+    """The single-page app: drawing pad, network overview, stepper and detail view."""
+    return templates.TemplateResponse(request, "index.html", {"title": "cnnviz"})

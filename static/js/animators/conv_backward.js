@@ -1,0 +1,130 @@
+// Conv backward, parameters: dC/db_f is the SUM of dC/dz_f over every position; dC/dw[f, c, u, v] is
+// a_prev correlated with dC/dz (dilated by the stride): the δ map slides over the padded input.
+
+import { CONFIG } from "../config.js";
+import { dilate2d, maxAbs, rc, sum } from "../math/tensor.js";
+import { grad, joined, math, mn, mo, mrow, mtext, product, sym } from "../math/mathml.js";
+import { between, channelPicker, clear, gridAt, label, layoutRow, t } from "./common.js";
+
+export function convBias(ui, { layer }) {
+  const dz = layer.backward.dC_dz;
+  const db = layer.backward.dC_db;
+  const f = channelPicker(ui, "f", "detail.outChannel", dz.length);
+  const m = dz[f];
+  const [Ho, Wo] = [m.length, m[0].length];
+  const places = layoutRow(ui, [{ rows: Ho, cols: Wo }, { rows: 1, cols: 2, zoom: true }], { gap: 70 });
+  const dzG = gridAt(places[0], { values: m, maxAbs: maxAbs(m) }).render();
+  const dbPlace = { ...places[1], cw: places[1].cw * 2 };
+  const dbG = gridAt(dbPlace, { values: [[db[f]]], maxAbs: maxAbs(db), numbers: true }).render();
+  const flatDz = m.flat();
+  const prefix = [];
+  flatDz.reduce((s, v, k) => (prefix[k] = s + v), 0);
+  ui.root.dataset.shown = JSON.stringify(flatDz);
+  ui.explain(t("convBack.bias", { n: flatDz.length }));
+  ui.notes(t("convBack.biasNote"));
+  let cur = 0;
+
+  function select(p) {
+    cur = p;
+    const terms = flatDz.map((v) => mn(v, { paren: true }));
+    ui.formula(
+      math(grad(sym("b", f)), mo("="), mo("∑"), mtext("i,j "), grad(sym("z", `${f},i,j`)), mo("="), joined(terms),
+        mo("="), mn(db[f], { role: "db-value" })),
+      math(mtext(t("convBack.running", { k: p + 1, n: flatDz.length })), mo("="), mn(prefix[p], { role: "running" })));
+    const [i, j] = rc(p, Wo);
+    Object.assign(ui.root.dataset, { f: String(f), i: String(i), j: String(j) });
+  }
+
+  function draw(p, revealed) {
+    const g = ui.g;
+    clear(ui);
+    dzG.draw(g);
+    const cells = [];
+    for (let k = 0; k < Math.min(revealed, Ho * Wo); k++) cells.push(rc(k, Wo));
+    dzG.shade(g, cells, CONFIG.colors.window, 0.25);
+    const [i, j] = rc(cur, Wo);
+    dzG.outline(g, i, j, 1, 1, CONFIG.colors.focus, 3);
+    dbG.draw(g);
+    between(g, dzG, dbG, "∑");
+    label(g, dzG, t("panel.dz", { c: f }), `${Ho}×${Wo}`);
+    label(g, dbG, t("panel.db", { c: f }), t("convBack.runningShort", { v: prefix[Math.min(revealed, Ho * Wo) - 1].toPrecision(4) }));
+  }
+
+  function hit(x, y) {
+    const h = dzG.hit(x, y);
+    return h ? h[0] * Wo + h[1] : null;
+  }
+
+  return { positions: Ho * Wo, select, draw, hit };
+}
+
+export function convWeight(ui, { spec, layer }) {
+  const A = layer.forward.a_prev;
+  const dz = layer.backward.dC_dz;
+  const dw = layer.backward.dC_dw;
+  const [kh, kw] = spec.kernel_size;
+  const [sh, sw] = spec.stride;
+  const [ph, pw] = spec.padding;
+  const f = channelPicker(ui, "f", "detail.outChannel", dz.length);
+  const c = channelPicker(ui, "c", "detail.inChannel", A.length);
+  const [H, W] = [A[0].length, A[0][0].length];
+  const [Ho, Wo] = [dz[0].length, dz[0][0].length];
+  const D = dilate2d(dz[f], sh, sw);
+  const [Hd, Wd] = [D.length, D[0].length];
+  const places = layoutRow(ui, [{ rows: H + 2 * ph, cols: W + 2 * pw }, { rows: Hd, cols: Wd }, { rows: Ho, cols: Wo },
+    { rows: kh, cols: kw, zoom: true }], { gap: 40 });
+  const aG = gridAt(places[0], { values: A[c], maxAbs: maxAbs(A), pad: [ph, pw] }).render();
+  const dG = gridAt(places[1], { values: D, maxAbs: maxAbs(dz[f]) }).render();
+  const inserted = [];
+  for (let r = 0; r < Hd; r++) for (let q = 0; q < Wd; q++) if (r % sh || q % sw) inserted.push([r, q]);
+  const dwG = gridAt(places[3], { values: dw[f][c], maxAbs: maxAbs(dw[f]), numbers: true }).render();
+  const dwEmpty = gridAt(places[3], { rows: kh, cols: kw, empty: true }).render();
+  let prodG = null;
+  let cur = [0, 0];
+
+  ui.explain(t("convBack.weight", { s: `${sh}×${sw}` }));
+  ui.notes(t("convBack.weightNote") + (sh > 1 || sw > 1 ? " " + t("convBack.dilated", { s: sh }) : ""));
+
+  function select(p) {
+    const [u, v] = rc(p, kw);
+    cur = [u, v];
+    const prods = dz[f].map((row, i) => row.map((d, j) => aG.valueAt(u + i * sh, v + j * sw) * d));
+    prodG = gridAt(places[2], { values: prods, maxAbs: maxAbs(prods) }).render();
+    const terms = [];
+    dz[f].forEach((row, i) => row.forEach((d, j) => terms.push(product(aG.valueAt(u + i * sh, v + j * sw), d))));
+    ui.formula(math(grad(sym("w", `${f},${c},${u},${v}`)), mo("="), mo("∑"), mtext("i,j "),
+      mrow(sym("a", `pad ${c}, ${u}+${sh}i, ${v}+${sw}j`)), mo("·"), grad(sym("z", `${f},i,j`)), mo("="),
+      joined(terms), mo("="), mn(sum(prods.flat())), mo("≈"), mn(dw[f][c][u][v], { role: "dw-value" })));
+    Object.assign(ui.root.dataset, { f: String(f), c: String(c), i: String(u), j: String(v) });
+  }
+
+  function draw(p, revealed) {
+    const [u, v] = cur;
+    const g = ui.g;
+    clear(ui);
+    aG.draw(g);
+    aG.outline(g, u, v, Hd, Wd, CONFIG.colors.window, 3);
+    const hits = [];
+    for (let i = 0; i < Ho; i++) for (let j = 0; j < Wo; j++) hits.push([u + i * sh, v + j * sw]);
+    aG.shade(g, hits, CONFIG.colors.window, 0.22);
+    dG.draw(g);
+    if (inserted.length) dG.shade(g, inserted, CONFIG.colors.padding, 0.7);
+    if (prodG) prodG.draw(g);
+    dwG.drawPartial(g, revealed, dwEmpty);
+    dwG.outline(g, u, v, 1, 1, CONFIG.colors.focus, 3);
+    label(g, aG, t("conv.input", { c }), t("conv.inputSub", { shape: `${H}×${W}`, ph, pw }));
+    label(g, dG, t(sh > 1 || sw > 1 ? "panel.dzDilated" : "panel.dz", { c: f }), `${Hd}×${Wd}`);
+    label(g, prodG, t("convBack.products"), `${Ho}×${Wo}`);
+    label(g, dwG, t("panel.dw", { c: `${f},${c}` }), `${kh}×${kw}`);
+    between(g, aG, dG, "⋆");
+    between(g, dG, prodG, "=");
+    between(g, prodG, dwG, "∑");
+  }
+
+  function hit(x, y) {
+    const h = dwG.hit(x, y);
+    return h ? h[0] * kw + h[1] : null;
+  }
+
+  return { positions: kh * kw, select, draw, hit };
+}

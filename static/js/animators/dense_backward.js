@@ -1,0 +1,75 @@
+// Dense backward: dC/db = dC/dz; dC/dw = dC/dz ⊗ a_prev (row u is dC/dz_u times a_prev);
+// dC/da_prev = Wᵀ dC/dz (input k collects w_{u,k}·dC/dz_u from every unit).
+
+import { CONFIG } from "../config.js";
+import { maxAbs } from "../math/tensor.js";
+import { grad, joined, math, mn, mo, mrow, product, sym } from "../math/mathml.js";
+import { clear, label, t } from "./common.js";
+import { denseLayout, grid } from "./dense.js";
+
+export function denseBackward(ui, { step, layer }) {
+  const mode = step.kind; // bias_grad | weight_grad | input_grad
+  const a = layer.forward.a_prev;
+  const Wt = layer.params.w;
+  const { dC_dz: dz, dC_db: db, dC_dw: dw, dC_da_prev: dx } = layer.backward;
+  const units = Wt.length;
+  const inF = a.length;
+  const L = denseLayout(ui, units, inF);
+  const topVals = mode === "input_grad" ? dx : a;
+  const topG = grid(L.top, [topVals], maxAbs(topVals));
+  const matVals = mode === "input_grad" ? Wt : dw;
+  const matG = grid(L.mat, matVals, maxAbs(matVals));
+  const colVals = mode === "bias_grad" ? db : dz;
+  const colG = grid(L.col, colVals.map((v) => [v]), maxAbs(colVals), { numbers: L.col.ch >= 16 });
+  let sel = 0;
+
+  ui.explain(t("denseBack." + mode, { units, inF }));
+  ui.notes(t("denseBack.notes"));
+
+  function select(p) {
+    sel = p;
+    let f;
+    if (mode === "bias_grad") {
+      f = math(grad(sym("b", p)), mo("="), grad(sym("z", p)), mo("="), mn(dz[p], { role: "dz-value" }),
+        mo("="), mn(db[p], { role: "db-value" }));
+    } else if (mode === "weight_grad") {
+      const terms = a.map((v, k) => mrow(sym("w", `${p},${k}`), mo(":"), product(dz[p], v)));
+      f = math(grad(sym("w", `${p},k`)), mo("="), grad(sym("z", p)), mo("·"), sym("a", "k"), mo("⇒"), joined(terms, ";"));
+    } else {
+      const terms = dz.map((d, u) => product(Wt[u][p], d));
+      f = math(grad(sym("a", p)), mo("="), mo("∑"), sym("w", `u,${p}`), grad(sym("z", "u")), mo("="), joined(terms),
+        mo("="), mn(dx[p], { role: "dx-value" }));
+    }
+    ui.formula(f);
+    Object.assign(ui.root.dataset, { f: String(p), i: "0", j: String(p) });
+  }
+
+  function draw() {
+    const g = ui.g;
+    clear(ui);
+    topG.draw(g);
+    matG.draw(g);
+    colG.draw(g);
+    if (mode === "input_grad") {
+      matG.outline(g, 0, sel, units, 1, CONFIG.colors.kernel, 2);
+      topG.outline(g, 0, sel, 1, 1, CONFIG.colors.focus, 3);
+    } else {
+      if (mode === "weight_grad") matG.outline(g, sel, 0, 1, inF, CONFIG.colors.kernel, 2);
+      colG.outline(g, sel, 0, 1, 1, CONFIG.colors.focus, 3);
+    }
+    label(g, topG, t(mode === "input_grad" ? "panel.dxVec" : "dense.aPrev"), `${inF}`);
+    label(g, matG, t(mode === "input_grad" ? "dense.w" : mode === "weight_grad" ? "panel.dw" : "dense.w"), `${units}×${inF}`);
+    label(g, colG, t(mode === "bias_grad" ? "panel.db" : "panel.dz"), `${units}`);
+  }
+
+  function hit(x, y) {
+    if (mode === "input_grad") {
+      const h = topG.hit(x, y) || matG.hit(x, y);
+      return h ? h[1] : null;
+    }
+    const h = colG.hit(x, y) || matG.hit(x, y);
+    return h ? h[0] : null;
+  }
+
+  return { positions: mode === "input_grad" ? inF : units, select, draw, hit };
+}

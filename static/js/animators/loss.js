@@ -1,0 +1,80 @@
+// The loss: the output a beside the target y, the cost C, and the gradient that starts the
+// backward pass: dC/da = a − y for MSE, or dC/dz = a − y for softmax with cross-entropy.
+
+import { CONFIG } from "../config.js";
+import { maxAbs, rc } from "../math/tensor.js";
+import { grad, joined, math, mfrac, mi, mn, mo, mrow, msup, mtext, sym } from "../math/mathml.js";
+import { asMaps, between, cellName, channelPicker, clear, gridAt, label, layoutRow, t } from "./common.js";
+
+export function loss(ui, { trace }) {
+  const last = trace.layers[trace.layers.length - 1];
+  const ce = trace.network.loss === "cross_entropy";
+  const softCE = ce && trace.network.layers[trace.layers.length - 1].activation === "softmax";
+  const a = trace.output;
+  const y = trace.target;
+  const gvals = softCE ? last.backward.dC_dz : last.backward.dC_da;
+  const A = asMaps(a);
+  const ch = channelPicker(ui, "f", "detail.channel", A.maps.length);
+  const panels = [A.maps[ch], asMaps(y).maps[ch], asMaps(gvals).maps[ch]];
+  const rows = panels[0].length;
+  const cols = panels[0][0].length;
+  const places = layoutRow(ui, panels.map(() => ({ rows, cols })), { gap: 48 });
+  const grids = panels.map((m, k) => gridAt(places[k], { values: m, maxAbs: maxAbs(m) || 1 }).render());
+  let cur = [0, 0];
+
+  ui.explain(t(ce ? (softCE ? "loss.explainSoftCE" : "loss.explainCE") : "loss.explainMSE"));
+  ui.notes(t("loss.notes", { C: trace.loss.toPrecision(6) }));
+
+  function costFormula() {
+    const flatA = A.vector ? a : a.flat(Infinity);
+    const flatY = A.vector ? y : y.flat(Infinity);
+    if (ce) {
+      const k = flatY.findIndex((v) => v === 1);
+      return math(mi("C"), mo("="), mo("−"), mo("∑"), sym("y", "k"), mi("log"), sym("a", "k"), mo("="),
+        mo("−"), mi("log"), mn(flatA[k]), mo("="), mn(trace.loss, { role: "loss-value" }));
+    }
+    const terms = flatA.map((v, k) => msup(mrow(mo("("), mn(v), mo("−"), mn(flatY[k]), mo(")")), mn(2)));
+    return math(mi("C"), mo("="), mfrac(mn(1), mn(2)), mo("∑"), msup(mrow(mo("("), sym("a", "k"), mo("−"), sym("y", "k"), mo(")")), mn(2)),
+      mo("="), mfrac(mn(1), mn(2)), mrow(mo("("), joined(terms), mo(")")), mo("="), mn(trace.loss, { role: "loss-value" }));
+  }
+
+  function select(p) {
+    const [i, j] = rc(p, cols);
+    cur = [i, j];
+    const name = cellName(A.vector, ch, i, j, cols);
+    const [av, yv, gv] = panels.map((m) => m[i][j]);
+    const lhs = softCE ? grad(sym("z", name)) : grad(sym("a", name));
+    let rhs = [sym("a", name), mo("−"), sym("y", name), mo("="), mn(av), mo("−"), mn(yv)];
+    if (ce && !softCE) rhs = [mo("−"), mfrac(sym("y", name), sym("a", name))];
+    ui.formula(costFormula(), math(lhs, mo("="), ...rhs, mo("="), mn(gv, { role: "grad-value" }),
+      softCE ? mtext("  " + t("loss.softCEnote")) : mtext("")));
+    Object.assign(ui.root.dataset, { f: String(ch), i: String(i), j: String(j) });
+  }
+
+  function draw(p, revealed) {
+    const [i, j] = cur;
+    const g = ui.g;
+    clear(ui);
+    grids.forEach((grid, k) => {
+      grid.draw(g);
+      grid.outline(g, i, j, 1, 1, CONFIG.colors.focus, 3);
+      if (k) between(g, grids[k - 1], grid, k === 1 ? "vs" : "→");
+    });
+    const shape = A.vector ? `${A.n}` : `${rows}×${cols}`;
+    label(g, grids[0], t("panel.a", { c: ch }), shape);
+    label(g, grids[1], t("panel.y", { c: ch }), shape);
+    label(g, grids[2], t(softCE ? "panel.dz" : "panel.da", { c: ch }), shape);
+    void p;
+    void revealed;
+  }
+
+  function hit(x, yy) {
+    for (const grid of grids) {
+      const h = grid.hit(x, yy);
+      if (h && (!A.vector || h[0] * cols + h[1] < A.n)) return h[0] * cols + h[1];
+    }
+    return null;
+  }
+
+  return { positions: A.vector ? A.n : rows * cols, select, draw, hit };
+}

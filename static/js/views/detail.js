@@ -1,0 +1,243 @@
+// The detail view: hosts one animator for the current step and runs its requestAnimationFrame loop.
+// A "sweep" moves the focus over every position (output cell, weight, …) at the chosen speed.
+
+import { CONFIG } from "../config.js";
+import { t } from "../i18n.js";
+import { FONT } from "./heatmap.js";
+import { ANIMATORS } from "../animators/index.js";
+import { stepTitleKey } from "../steps.js";
+
+function h(tag, cls, attrs = {}) {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+  return e;
+}
+
+export class DetailView {
+  constructor(root, { onDone }) {
+    this.root = root;
+    this.onDone = onDone;
+    this.speed = 1;
+    this.anim = null;
+    this.raf = 0;
+    this.frameTimes = [];
+    this.build();
+    new ResizeObserver(() => this.resize()).observe(this.stage);
+  }
+
+  build() {
+    this.root.replaceChildren();
+    const head = h("div", "detail-head");
+    this.title = h("h2", "detail-title", { id: "detail-title" });
+    this.explainEl = h("p", "detail-explain", { id: "detail-explain" });
+    head.append(this.title, this.explainEl);
+    this.controls = h("div", "detail-controls");
+    this.stage = h("div", "detail-stage");
+    this.canvas = h("canvas", "detail-canvas", { role: "img", tabindex: "0" });
+    this.stage.append(this.canvas);
+    this.formulaEl = h("div", "formula", { id: "formula", "aria-live": "polite" });
+    this.notesEl = h("p", "detail-notes", { id: "detail-notes" });
+    this.root.append(head, this.controls, this.stage, this.formulaEl, this.notesEl);
+    this.canvas.addEventListener("click", (e) => this.click(e));
+    this.canvas.addEventListener("mousemove", (e) => this.hover(e));
+  }
+
+  /** Show `step` of `trace`; restarts the sweep. */
+  show(trace, step, index) {
+    this.trace = trace;
+    this.step = step;
+    this.index = index;
+    this.selection = {};
+    this.mount();
+  }
+
+  mount() {
+    cancelAnimationFrame(this.raf);
+    const { trace, step } = this;
+    if (!trace || !step) return;
+    const spec = trace.network.layers[step.layer];
+    this.title.textContent = t(stepTitleKey(step, spec), this.titleVars(spec));
+    this.controls.replaceChildren();
+    this.formulaEl.replaceChildren();
+    this.notesEl.textContent = "";
+    this.root.dataset.kind = step.kind;
+    this.root.dataset.layer = String(step.layer);
+    this.canvas.setAttribute("aria-label", this.title.textContent);
+    this.sizeCanvas();
+    const factory = ANIMATORS[step.kind];
+    this.anim = factory(this.ui(), { trace, step, spec, layer: trace.layers[step.layer] });
+    this.addSweepControls();
+    this.restart();
+  }
+
+  titleVars(spec) {
+    const k = spec.kernel_size ? spec.kernel_size.join("×") : "";
+    return { n: this.step.layer + 1, k, act: spec.activation || "", units: spec.units ?? "" };
+  }
+
+  /** The toolkit an animator gets: canvas, text, controls, and a way to move the focus. */
+  ui() {
+    return {
+      canvas: this.canvas,
+      g: this.g,
+      width: this.cssW,
+      height: this.cssH,
+      font: FONT,
+      root: this.root,
+      explain: (text) => { this.explainEl.textContent = text; },
+      notes: (text) => { this.notesEl.textContent = text; },
+      formula: (...nodes) => this.formulaEl.replaceChildren(...nodes),
+      select: (labelKey, options, value, onChange) => this.addSelect(labelKey, options, value, onChange),
+      selection: this.selection,
+      remount: () => this.mount(),
+      focus: (pos) => this.focus(pos),
+    };
+  }
+
+  addSelect(labelKey, options, value, onChange) {
+    const label = h("label", "field compact");
+    const span = h("span");
+    span.textContent = t(labelKey);
+    const sel = h("select", "", { "aria-label": t(labelKey) });
+    for (const o of options) {
+      const opt = h("option");
+      opt.value = String(o.value);
+      opt.textContent = o.label;
+      sel.append(opt);
+    }
+    sel.value = String(value);
+    sel.addEventListener("change", () => onChange(sel.value));
+    label.append(span, sel);
+    this.controls.append(label);
+    return sel;
+  }
+
+  addSweepControls() {
+    const n = this.anim.positions;
+    this.sweepBtn = h("button", "", { type: "button", id: "sweep-toggle" });
+    this.sweepBtn.addEventListener("click", () => (this.sweeping ? this.pause() : this.restart()));
+    this.slider = h("input", "", { type: "range", min: "0", max: String(Math.max(0, n - 1)),
+      step: "1", value: "0", id: "position", "aria-label": t("detail.positionAria") });
+    this.slider.addEventListener("input", () => this.focus(Number(this.slider.value)));
+    this.posText = h("span", "counter", { id: "position-text" });
+    const wrap = h("div", "sweep");
+    wrap.append(this.sweepBtn, this.slider, this.posText);
+    wrap.hidden = n <= 1;
+    this.controls.append(wrap);
+  }
+
+  sizeCanvas() {
+    const dpr = window.devicePixelRatio || 1;
+    this.cssW = Math.max(320, this.stage.clientWidth);
+    this.cssH = Math.max(200, this.stage.clientHeight);
+    this.canvas.width = Math.floor(this.cssW * dpr);
+    this.canvas.height = Math.floor(this.cssH * dpr);
+    this.canvas.style.width = this.cssW + "px";
+    this.canvas.style.height = this.cssH + "px";
+    this.g = this.canvas.getContext("2d");
+    this.g.setTransform(dpr, 0, 0, dpr, 0, 0);
+  }
+
+  resize() {
+    if (!this.anim) return;
+    const w = Math.max(320, this.stage.clientWidth);
+    const hgt = Math.max(200, this.stage.clientHeight);
+    if (Math.abs(w - this.cssW) > 2 || Math.abs(hgt - this.cssH) > 2) this.mount();
+  }
+
+  setSpeed(speed) {
+    this.speed = speed;
+  }
+
+  rate() {
+    const n = this.anim.positions;
+    return Math.max(CONFIG.minPositionsPerSecond, n / CONFIG.sweepSeconds) * this.speed;
+  }
+
+  restart() {
+    this.pos = 0;
+    this.sweeping = this.anim.positions > 1;
+    this.doneSent = false;
+    this.lastPos = -1;
+    this.last = performance.now();
+    this.started = this.last;
+    this.updateSweepButton();
+    cancelAnimationFrame(this.raf);
+    this.raf = requestAnimationFrame((ts) => this.frame(ts));
+  }
+
+  pause() {
+    this.sweeping = false;
+    this.updateSweepButton();
+  }
+
+  focus(pos) {
+    this.sweeping = false;
+    this.pos = Math.max(0, Math.min(this.anim.positions - 1, pos));
+    this.lastPos = -1;
+    this.updateSweepButton();
+  }
+
+  updateSweepButton() {
+    if (!this.sweepBtn) return;
+    const key = this.sweeping ? "detail.pauseSweep" : "detail.replaySweep";
+    this.sweepBtn.textContent = t(key);
+    this.sweepBtn.setAttribute("aria-label", t(key + "Aria"));
+  }
+
+  frame(ts) {
+    this.raf = requestAnimationFrame((t2) => this.frame(t2));
+    this.frameTimes.push(ts);
+    if (this.frameTimes.length > 600) this.frameTimes.shift();
+    const dt = Math.max(0, Math.min(0.1, (ts - this.last) / 1000));
+    this.last = ts;
+    const n = this.anim.positions;
+    if (this.sweeping) {
+      this.pos += this.rate() * dt;
+      if (this.pos >= n - 1) {
+        this.pos = n - 1;
+        this.sweeping = false;
+        this.updateSweepButton();
+      }
+    }
+    const ip = Math.max(0, Math.floor(this.pos));
+    const revealed = this.sweeping ? ip + 1 : n;
+    if (ip !== this.lastPos || this.sweeping || this.lastRevealed !== revealed) {
+      if (ip !== this.lastPos) {
+        this.anim.select(ip);
+        this.slider.value = String(ip);
+        this.posText.textContent = t("detail.position", { i: ip + 1, n });
+      }
+      this.anim.draw(ip, revealed);
+      this.lastPos = ip;
+      this.lastRevealed = revealed;
+    }
+    const dwellDone = ts - this.started > CONFIG.dwellSeconds * 1000 / this.speed;
+    if (!this.sweeping && !this.doneSent && (n > 1 || dwellDone)) {
+      this.doneSent = true;
+      this.onDone();
+    }
+  }
+
+  click(e) {
+    const r = this.canvas.getBoundingClientRect();
+    const pos = this.anim.hit ? this.anim.hit(e.clientX - r.left, e.clientY - r.top) : null;
+    if (pos !== null && pos !== undefined) this.focus(pos);
+  }
+
+  hover(e) {
+    const r = this.canvas.getBoundingClientRect();
+    const pos = this.anim.hit ? this.anim.hit(e.clientX - r.left, e.clientY - r.top) : null;
+    this.canvas.style.cursor = pos === null || pos === undefined ? "default" : "pointer";
+  }
+
+  /** Frames per second over the last `ms` milliseconds (for the performance test). */
+  fps(ms = 2000) {
+    const ft = this.frameTimes;
+    if (ft.length < 2) return 0;
+    const end = ft[ft.length - 1];
+    const recent = ft.filter((x) => x >= end - ms);
+    return ((recent.length - 1) * 1000) / (end - recent[0]);
+  }
+}

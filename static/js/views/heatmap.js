@@ -1,0 +1,191 @@
+// Heatmaps on canvas: 1-pixel-per-cell images for the overview, and Grid, a pre-rendered map with
+// padding, grid lines and (when the cells are big enough) every number, for the detail views.
+
+import { CONFIG } from "../config.js";
+import { fmt } from "../format.js";
+import { lutIndex, rgb, textColor } from "../math/colors.js";
+
+export const FONT = 'system-ui, -apple-system, "Segoe UI", "Noto Sans", "Noto Sans CJK SC", sans-serif';
+
+/** Paint a 2-D map into `canvas` at one pixel per cell (CSS scales it, pixelated). */
+export function paintMap(canvas, map, maxAbs) {
+  const h = map.length;
+  const w = map[0].length;
+  if (canvas.width !== w) canvas.width = w;
+  if (canvas.height !== h) canvas.height = h;
+  const ctx = canvas.getContext("2d");
+  const img = ctx.createImageData(w, h);
+  for (let i = 0; i < h; i++) {
+    for (let j = 0; j < w; j++) {
+      const [r, g, b] = rgb(map[i][j], maxAbs);
+      const o = (i * w + j) * 4;
+      img.data[o] = r;
+      img.data[o + 1] = g;
+      img.data[o + 2] = b;
+      img.data[o + 3] = 255;
+    }
+  }
+  ctx.putImageData(img, 0, 0);
+  return canvas;
+}
+
+function offscreen(w, h) {
+  const dpr = window.devicePixelRatio || 1;
+  const c = document.createElement("canvas");
+  c.width = Math.max(1, Math.ceil(w * dpr));
+  c.height = Math.max(1, Math.ceil(h * dpr));
+  const ctx = c.getContext("2d");
+  ctx.scale(dpr, dpr);
+  return [c, ctx];
+}
+
+/**
+ * A map drawn at (x, y) with cells of cw×ch pixels. `values` is the unpadded H×W map (or null for an
+ * empty grid); `pad` = [ph, pw] cells drawn around it holding `padValue`; `extra` = [eh, ew] more
+ * padding cells at the bottom/right (used to show cells no window reaches).
+ * Coordinates (r, c) passed to the drawing methods are in the padded grid.
+ */
+export class Grid {
+  constructor({ values, rows, cols, maxAbs, cw, ch, x = 0, y = 0, pad = [0, 0], extra = [0, 0],
+    padValue = 0, numbers, empty = false }) {
+    this.values = values;
+    this.rows = values ? values.length : rows;
+    this.cols = values ? values[0].length : cols;
+    this.maxAbs = maxAbs;
+    this.cw = cw;
+    this.ch = ch ?? cw;
+    this.x = x;
+    this.y = y;
+    this.pad = pad;
+    this.extra = extra;
+    this.padValue = padValue;
+    this.prows = this.rows + 2 * pad[0] + extra[0];
+    this.pcols = this.cols + 2 * pad[1] + extra[1];
+    this.width = this.pcols * this.cw;
+    this.height = this.prows * this.ch;
+    this.numbers = numbers ?? Math.min(this.cw, this.ch) >= CONFIG.cell.numberMin;
+    this.empty = empty;
+    this.base = null;
+  }
+
+  /** Value at padded (r, c): interior values, or the padding value outside. */
+  valueAt(r, c) {
+    const i = r - this.pad[0];
+    const j = c - this.pad[1];
+    if (!this.values || i < 0 || j < 0 || i >= this.rows || j >= this.cols) return this.padValue;
+    return this.values[i][j];
+  }
+
+  isPad(r, c) {
+    const i = r - this.pad[0];
+    const j = c - this.pad[1];
+    return i < 0 || j < 0 || i >= this.rows || j >= this.cols;
+  }
+
+  /** Padded (r, c) under the page-independent canvas point (px, py), or null. */
+  hit(px, py) {
+    const c = Math.floor((px - this.x) / this.cw);
+    const r = Math.floor((py - this.y) / this.ch);
+    return r >= 0 && c >= 0 && r < this.prows && c < this.pcols ? [r, c] : null;
+  }
+
+  render() {
+    const [canvas, ctx] = offscreen(this.width, this.height);
+    const { cw, ch } = this;
+    const font = Math.max(8, Math.min(13, Math.floor(Math.min(cw / 3.3, ch / 2))));
+    ctx.font = `${font}px ${FONT}`;
+    ctx.textAlign = "center";
+    ctx.textBaseline = "middle";
+    for (let r = 0; r < this.prows; r++) {
+      for (let c = 0; c < this.pcols; c++) {
+        const pad = this.isPad(r, c);
+        const v = this.valueAt(r, c);
+        ctx.fillStyle = this.empty ? CONFIG.colors.empty : pad ? CONFIG.colors.padding : rgbCss(v, this.maxAbs);
+        ctx.fillRect(c * cw, r * ch, cw, ch);
+        if (this.numbers && !this.empty) {
+          ctx.fillStyle = pad ? CONFIG.colors.text : textColor(v, this.maxAbs);
+          let s = fmt(v);
+          if (ctx.measureText(s).width > cw - 3) s = fmt(v, 2);
+          if (ctx.measureText(s).width > cw - 3) s = fmt(v, 1);
+          if (ctx.measureText(s).width <= cw - 2) ctx.fillText(s, c * cw + cw / 2, r * ch + ch / 2 + 0.5);
+        }
+      }
+    }
+    if (Math.min(cw, ch) >= 5) {
+      ctx.strokeStyle = CONFIG.colors.grid;
+      ctx.lineWidth = 1;
+      ctx.beginPath();
+      for (let r = 0; r <= this.prows; r++) {
+        ctx.moveTo(0, r * ch + 0.5);
+        ctx.lineTo(this.width, r * ch + 0.5);
+      }
+      for (let c = 0; c <= this.pcols; c++) {
+        ctx.moveTo(c * cw + 0.5, 0);
+        ctx.lineTo(c * cw + 0.5, this.height);
+      }
+      ctx.stroke();
+    }
+    this.base = canvas;
+    return this;
+  }
+
+  draw(ctx) {
+    if (!this.base) this.render();
+    ctx.drawImage(this.base, this.x, this.y, this.width, this.height);
+  }
+
+  /** Draw only the first `n` interior cells in row-major order; the rest as empty cells. */
+  drawPartial(ctx, n, emptyGrid) {
+    if (!this.base) this.render();
+    emptyGrid.draw(ctx);
+    const n1 = Math.max(0, Math.min(n, this.rows * this.cols));
+    const full = Math.floor(n1 / this.cols);
+    const rest = n1 % this.cols;
+    const dpr = this.base.width / this.width;
+    const [ox, oy] = [this.pad[1] * this.cw, this.pad[0] * this.ch];
+    const blit = (sx, sy, w, h) => {
+      if (w > 0 && h > 0) {
+        ctx.drawImage(this.base, sx * dpr, sy * dpr, w * dpr, h * dpr, this.x + sx, this.y + sy, w, h);
+      }
+    };
+    blit(ox, oy, this.cols * this.cw, full * this.ch);
+    blit(ox, oy + full * this.ch, rest * this.cw, this.ch);
+  }
+
+  /** Stroke a rectangle around h×w padded cells starting at (r, c). */
+  outline(ctx, r, c, h, w, color, lineWidth = 2) {
+    ctx.strokeStyle = color;
+    ctx.lineWidth = lineWidth;
+    ctx.strokeRect(this.x + c * this.cw + 1, this.y + r * this.ch + 1, w * this.cw - 2, h * this.ch - 2);
+  }
+
+  /** Translucent fill over a list of padded [r, c] cells. */
+  shade(ctx, cells, color, alpha = 0.35) {
+    ctx.save();
+    ctx.globalAlpha = alpha;
+    ctx.fillStyle = color;
+    for (const [r, c] of cells) ctx.fillRect(this.x + c * this.cw, this.y + r * this.ch, this.cw, this.ch);
+    ctx.restore();
+  }
+
+  center(r, c) {
+    return [this.x + (c + 0.5) * this.cw, this.y + (r + 0.5) * this.ch];
+  }
+}
+
+const cssCache = new Map();
+function rgbCss(v, maxAbs) {
+  const key = lutIndex(v, maxAbs);
+  let s = cssCache.get(key);
+  if (!s) {
+    const [r, g, b] = rgb(v, maxAbs);
+    s = `rgb(${r},${g},${b})`;
+    cssCache.set(key, s);
+  }
+  return s;
+}
+
+/** Cell size that fits `cols`×`rows` cells into w×h pixels, clamped to the configured range. */
+export function fitCell(cols, rows, w, h, max = CONFIG.cell.max) {
+  return Math.max(CONFIG.cell.min, Math.min(max, Math.floor(Math.min(w / cols, h / rows))));
+}

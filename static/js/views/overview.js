@@ -1,0 +1,127 @@
+// The network overview: one column per layer output (plus the input), every feature map a heatmap
+// with its shape and a legend of the numbers. In backward steps the columns show dC/da instead.
+
+import { CONFIG } from "../config.js";
+import { fmt, shapeText, full } from "../format.js";
+import { t } from "../i18n.js";
+import { legendCanvas } from "../math/colors.js";
+import { maxAbs, toMaps } from "../math/tensor.js";
+import { asMaps } from "../animators/common.js";
+import { paintMap } from "./heatmap.js";
+
+function el(tag, cls, text) {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+const LEGEND = legendCanvas(96, 8);
+
+export function layerName(spec) {
+  if (!spec) return t("layer.input");
+  const k = spec.kernel_size ? spec.kernel_size.join("×") : "";
+  const act = spec.activation && spec.activation !== "identity" ? ` · ${spec.activation}` : "";
+  if (spec.type === "conv2d") return t("layer.conv", { k, n: spec.out_channels }) + act;
+  if (spec.type === "maxpool2d") return t("layer.maxpool", { k });
+  if (spec.type === "avgpool2d") return t("layer.avgpool", { k });
+  if (spec.type === "flatten") return t("layer.flatten");
+  return t("layer.dense", { n: spec.units }) + act;
+}
+
+export class Overview {
+  constructor(root, { onPick }) {
+    this.root = root;
+    this.onPick = onPick;
+  }
+
+  /** Values of column k (0 = input) in forward (a) or backward (dC/da) mode. */
+  values(trace, k, grad) {
+    if (!grad) return k === 0 ? trace.layers[0].forward.a_prev : trace.layers[k - 1].forward.a;
+    return k === 0 ? trace.layers[0].backward.dC_da_prev : trace.layers[k - 1].backward.dC_da;
+  }
+
+  render(trace, step) {
+    this.root.replaceChildren();
+    if (!trace || !step) return;
+    const L = trace.layers.length;
+    const mapsH = Math.max(60, this.root.clientHeight - 66);
+    for (let k = 0; k <= L; k++) {
+      const spec = k ? trace.network.layers[k - 1] : null;
+      const shape = k ? spec.output_shape : trace.network.input_shape;
+      // Forward: columns up to the current one are computed. Backward: gradients exist from the
+      // current column on; earlier columns keep their activations, dimmed.
+      const grad = step.grad && k >= step.column;
+      const computed = step.grad ? true : k <= step.column;
+      const col = el("div", "ov-col");
+      col.setAttribute("role", "listitem");
+      col.classList.toggle("current", k === step.column);
+      col.classList.toggle("pending", !computed || (step.grad && !grad));
+      col.classList.toggle("grad", grad);
+      const head = el("button", "ov-head");
+      head.type = "button";
+      head.append(el("span", "ov-name", layerName(spec)), el("span", "ov-shape", shapeText(shape)));
+      head.setAttribute("aria-label", t("overview.columnAria", { name: layerName(spec), shape: shapeText(shape) }));
+      head.addEventListener("click", () => this.onPick(k));
+      col.append(head);
+      const vals = computed ? this.values(trace, k, grad) : null;
+      col.append(this.legend(vals, grad));
+      col.append(this.maps(vals, mapsH, grad ? t("overview.grad") : t("overview.act")));
+      this.root.append(col);
+    }
+    const cur = this.root.children[step.column];
+    if (cur) cur.scrollIntoView({ block: "nearest", inline: "nearest" });
+  }
+
+  legend(vals, grad) {
+    const box = el("div", "ov-legend");
+    const m = vals ? maxAbs(vals) : 0;
+    const c = el("canvas", "ov-legend-bar");
+    c.width = LEGEND.width;
+    c.height = LEGEND.height;
+    c.getContext("2d").drawImage(LEGEND, 0, 0);
+    const nums = el("div", "ov-legend-nums");
+    for (const v of [-m, 0, m]) {
+      const s = el("span", "", vals ? fmt(v) : "");
+      s.title = full(v);
+      nums.append(s);
+    }
+    box.append(el("span", "ov-kind", grad ? "∂C/∂a" : "a"), c, nums);
+    return box;
+  }
+
+  maps(vals, height, what) {
+    const wrap = el("div", "ov-maps");
+    if (!vals) {
+      wrap.append(el("div", "ov-empty", t("overview.pending")));
+      return wrap;
+    }
+    const { maps, vector } = Array.isArray(vals[0]) ? { maps: toMaps(vals), vector: false } : asMaps(vals, vals.length > 256 ? CONFIG.overview.vectorRowsMax : 16);
+    const m = maxAbs(vals);
+    const n = maps.length;
+    const [mh, mw] = [maps[0].length, maps[0][0].length];
+    const gap = 3;
+    const fit = (per) => {
+      const rows = Math.ceil(n / per);
+      const byH = Math.floor((height - gap * (rows - 1)) / rows);
+      const byW = Math.floor((CONFIG.overview.colMax - gap * (per - 1)) / per);
+      return Math.min(CONFIG.overview.mapMax, byH, byW);
+    };
+    let perRow = 1;
+    for (let per = 2; per <= n; per++) if (fit(per) > fit(perRow)) perRow = per;
+    const size = Math.max(4, fit(perRow));
+    const scale = vector ? Math.min(120 / mw, height / mh, 12) : size / Math.max(mh, mw);
+    wrap.style.gridTemplateColumns = `repeat(${perRow}, auto)`;
+    maps.forEach((map, c) => {
+      const cv = el("canvas", "ov-map");
+      paintMap(cv, map.map((r) => r.map((v) => (v === null ? 0 : v))), m);
+      cv.style.width = `${Math.max(4, Math.round(mw * scale))}px`;
+      cv.style.height = `${Math.max(4, Math.round(mh * scale))}px`;
+      cv.setAttribute("role", "img");
+      cv.setAttribute("aria-label", `${what} ${vector ? "" : t("overview.channel", { c })}`.trim());
+      cv.title = vector ? what : `${what} · ${t("overview.channel", { c })}`;
+      wrap.append(cv);
+    });
+    return wrap;
+  }
+}

@@ -9,7 +9,9 @@ exception handlers -> routes.
 
 from __future__ import annotations
 
+import ctypes
 import importlib.util
+import os
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -45,6 +47,42 @@ class CnnvizAPI(FastAPI):
 
     def build_middleware_stack(self) -> ASGIApp:
         return SecurityHeadersMiddleware(super().build_middleware_stack())
+
+
+_BLAS_SETTERS = (
+    "scipy_openblas_set_num_threads64_",
+    "scipy_openblas_set_num_threads",
+    "openblas_set_num_threads64_",
+    "openblas_set_num_threads",
+)
+
+
+def limit_blas_threads(n: int) -> bool:
+    """Run NumPy's OpenBLAS with `n` threads in this process (and in child processes, through
+    the environment). NumPy may already be loaded (`cnnviz serve` imports it before the app),
+    so the thread count is also set through OpenBLAS's own C function. True if it was set."""
+    if n <= 0:
+        return False
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, str(n))
+    done = False
+    try:
+        with open("/proc/self/maps") as f:
+            libs = {line.split()[-1] for line in f if "openblas" in line.lower()}
+    except OSError:
+        return False
+    for path in sorted(libs):
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for name in _BLAS_SETTERS:
+            setter = getattr(lib, name, None)
+            if setter is not None:
+                setter(ctypes.c_int(n))
+                done = True
+                break
+    return done
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -93,4 +131,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
+limit_blas_threads(get_settings().blas_threads)
 app = create_app()

@@ -57,6 +57,10 @@ class Settings:
     max_learning_rate: float = 10.0
     max_seed: int = 2**32 - 1
 
+    # BLAS threads per process (1: a multi-threaded BLAS on a shared 2-core machine makes a
+    # trace ~10x slower under load; workers scale out instead). 0 leaves BLAS alone.
+    blas_threads: int = 1
+
     # HTTP
     gzip_minimum_size: int = 1000
     gzip_level: int = 1
@@ -69,6 +73,7 @@ class Settings:
             cors_origins=_env_list("CNNVIZ_CORS_ORIGINS"),
             max_body_bytes=_env_int("CNNVIZ_MAX_BODY_BYTES", 4 * MiB),
             gzip_level=_env_int("CNNVIZ_GZIP_LEVEL", 1),
+            blas_threads=_env_int("CNNVIZ_BLAS_THREADS", 1),
         )
 
 

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import orjson
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.exceptions import RequestValidationError
-from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
 from .. import services
@@ -65,24 +62,6 @@ async def _upload(request: Request, s: Settings) -> tuple[str, bytes]:
     return model, data
 
 
-def _json_request(raw: bytes) -> PredictRequest:
-    try:
-        return PredictRequest.model_validate(orjson.loads(raw))
-    except orjson.JSONDecodeError as exc:
-        raise ApiError(
-            ("body",),
-            f"the body is not valid JSON ({exc}); NaN and Infinity are not JSON",
-            "json_invalid",
-        ) from None
-    except ValidationError as exc:
-        raise RequestValidationError(
-            [
-                {**e, "loc": ("body", *e["loc"])}
-                for e in exc.errors(include_url=False, include_input=False)
-            ]
-        ) from None
-
-
 @router.post(
     "/predict",
     response_model=PredictResponse,
@@ -109,5 +88,5 @@ async def predict(request: Request, s: SettingsDep) -> JSONBytes:
             "unsupported_media_type",
             415,
         )
-    req = _json_request(await request.body())
-    return JSONBytes(await run_in_threadpool(services.predict_json, req, s))
+    raw = await request.body()
+    return JSONBytes(await run_in_threadpool(services.predict_json, raw, s))

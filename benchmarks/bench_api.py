@@ -1,0 +1,312 @@
+"""HTTP benchmark of the REST API against a real uvicorn on 127.0.0.1.
+
+For 1 and 2 workers (`cnnviz serve --workers N`), and 1, 8 and 32 concurrent clients, it
+measures p50/p99 latency and requests/s of
+
+* `POST /api/predict` with a 280×280 drawing as JSON (3 decimals per pixel, as the UI sends),
+* `POST /api/predict` with the same drawing as a PNG upload,
+* `POST /api/trace` on the digit model (identity encoding, and gzip as a browser asks),
+
+and compares the HTTP latency at 1 client with the engine's own time for the same work,
+measured in this process (predict: `to_mnist` + forward; trace: `Network.trace`).
+Prints a markdown table. Request counts are bounded; a run takes about a minute.
+
+    .venv/bin/python benchmarks/bench_api.py [--quick] [--workers 1 2] [--clients 1 8 32]
+
+Clients are threads with one keep-alive `http.client` connection each (a light client, so
+the numbers are the server's, not httpx's).
+"""
+
+# ruff: noqa: E402  (the BLAS thread count must be set before NumPy loads)
+from __future__ import annotations
+
+import os
+
+# The engine's own time is measured as the server runs it: one BLAS thread per process.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import argparse
+import http.client
+import io
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import orjson
+from PIL import Image, ImageDraw
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from cnncore import models, preprocess
+
+
+# ------------------------------------------------------------------------------ workloads
+def drawing(size: int = 280) -> np.ndarray:
+    """A '7' drawn with a round pen, anti-aliased (4× supersampled), ink = 1."""
+    big = Image.new("L", (4 * size, 4 * size), 0)
+    d = ImageDraw.Draw(big)
+    s = 4 * size / 280
+    pen = int(22 * s)
+    pts = [(70 * s, 60 * s), (210 * s, 60 * s), (130 * s, 230 * s)]
+    d.line(pts, fill=255, width=pen, joint="curve")
+    for x, y in pts:
+        d.ellipse((x - pen / 2, y - pen / 2, x + pen / 2, y + pen / 2), fill=255)
+    small = big.resize((size, size), Image.Resampling.BOX)
+    return np.round(np.asarray(small, dtype=np.float64) / 255.0, 3)
+
+
+def multipart(field: str, filename: str, data: bytes) -> tuple[bytes, str]:
+    boundary = "cnnvizbenchboundary"
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; '
+            f'filename="{filename}"\r\nContent-Type: image/png\r\n\r\n'
+        ).encode()
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+def workloads() -> dict[str, dict]:
+    ink = drawing()
+    x28 = preprocess.to_mnist(ink)
+    buf = io.BytesIO()
+    Image.fromarray((255 - np.round(ink * 255)).astype(np.uint8)).save(buf, format="PNG")
+    png_body, png_type = multipart("file", "seven.png", buf.getvalue())
+    trace_body = orjson.dumps(
+        {"model": "digits", "input": x28, "target": 7}, option=orjson.OPT_SERIALIZE_NUMPY
+    )
+    predict_body = orjson.dumps(
+        {"model": "digits", "image": ink}, option=orjson.OPT_SERIALIZE_NUMPY
+    )
+    return {
+        "predict (JSON 280×280)": {
+            "path": "/api/predict",
+            "body": predict_body,
+            "type": "application/json",
+            "gzip": False,
+            "n": 300,
+        },
+        "predict (PNG 280×280)": {
+            "path": "/api/predict",
+            "body": png_body,
+            "type": png_type,
+            "gzip": False,
+            "n": 300,
+        },
+        "trace (digits)": {
+            "path": "/api/trace",
+            "body": trace_body,
+            "type": "application/json",
+            "gzip": False,
+            "n": 60,
+        },
+        "trace (digits, gzip)": {
+            "path": "/api/trace",
+            "body": trace_body,
+            "type": "application/json",
+            "gzip": True,
+            "n": 30,
+        },
+    }
+
+
+def engine_times(repeat: int = 30) -> dict[str, float]:
+    """Median ms of the engine's own work for each workload (no HTTP, no JSON)."""
+    net, _ = models.load("digits")
+    ink = drawing()
+    x28 = preprocess.to_mnist(ink)
+    buf = io.BytesIO()
+    Image.fromarray((255 - np.round(ink * 255)).astype(np.uint8)).save(buf, format="PNG")
+    png = buf.getvalue()
+
+    def predict_json():
+        x = preprocess.to_mnist(ink)
+        net.predict(x.reshape(1, 1, 28, 28))
+
+    def predict_png():
+        x = preprocess.to_mnist(preprocess.image_from_bytes(png))
+        net.predict(x.reshape(1, 1, 28, 28))
+
+    def trace():
+        net.trace(x28[None], 7)
+
+    def med(f) -> float:
+        f()
+        ts = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            f()
+            ts.append(time.perf_counter() - t0)
+        return statistics.median(ts) * 1e3
+
+    t_trace = med(trace)
+    return {
+        "predict (JSON 280×280)": med(predict_json),
+        "predict (PNG 280×280)": med(predict_png),
+        "trace (digits)": t_trace,
+        "trace (digits, gzip)": t_trace,
+    }
+
+
+# ------------------------------------------------------------------------------ server
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(workers: int) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    cnnviz = Path(sys.executable).parent / "cnnviz"
+    cmd = [
+        str(cnnviz),
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--log-level",
+        "warning",
+    ]
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            c.request("GET", "/api/health")
+            ok = c.getresponse().status == 200
+            c.close()
+            if ok:
+                return proc, port
+        except OSError:
+            time.sleep(0.2)
+    stop_server(proc)
+    raise RuntimeError("server did not start")
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+# ------------------------------------------------------------------------------ load
+def run_load(port: int, w: dict, clients: int, n: int) -> dict[str, float]:
+    headers = {"Content-Type": w["type"], "Accept-Encoding": "gzip" if w["gzip"] else "identity"}
+    latencies: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+    counter = iter(range(n))
+
+    def worker() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        mine = []
+        try:
+            while True:
+                with lock:
+                    if next(counter, None) is None:
+                        break
+                t0 = time.perf_counter()
+                conn.request("POST", w["path"], body=w["body"], headers=headers)
+                resp = conn.getresponse()
+                resp.read()
+                mine.append(time.perf_counter() - t0)
+                if resp.status != 200:
+                    errors.append(str(resp.status))
+        finally:
+            conn.close()
+            with lock:
+                latencies.extend(mine)
+
+    # warm-up: every worker process loads the model on its first request
+    for _ in range(4):
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        c.request("POST", w["path"], body=w["body"], headers=headers)
+        c.getresponse().read()
+        c.close()
+    threads = [threading.Thread(target=worker) for _ in range(clients)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    if errors:
+        raise RuntimeError(f"{len(errors)} requests failed: {sorted(set(errors))}")
+    lat = np.array(latencies) * 1e3
+    return {
+        "n": len(lat),
+        "p50": float(np.percentile(lat, 50)),
+        "p99": float(np.percentile(lat, 99)),
+        "rps": len(lat) / wall,
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32])
+    ap.add_argument("--quick", action="store_true", help="a quarter of the requests")
+    args = ap.parse_args()
+    if "digits" not in models.available():
+        print("the digit model is not installed (cnncore/models/digits.*): train it first")
+        return 1
+
+    loads = workloads()
+    engine = engine_times()
+    rows = []
+    for workers in args.workers:
+        proc, port = start_server(workers)
+        try:
+            for name, w in loads.items():
+                for clients in args.clients:
+                    n = max(clients * 2, w["n"] // (4 if args.quick else 1))
+                    r = run_load(port, w, clients, n)
+                    rows.append((name, workers, clients, r))
+                    print(
+                        f"  {name:24s} workers={workers} clients={clients:2d} "
+                        f"p50={r['p50']:.1f} ms p99={r['p99']:.1f} ms "
+                        f"{r['rps']:.0f} req/s",
+                        file=sys.stderr,
+                    )
+        finally:
+            stop_server(proc)
+
+    print(
+        f"\nMachine: {os.cpu_count()} cores, Python {sys.version.split()[0]}; "
+        "client threads with keep-alive connections on the same machine.\n"
+    )
+    print(
+        "| endpoint | workers | clients | requests | p50 ms | p99 ms | req/s "
+        "| engine ms | p50 − engine ms |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for name, workers, clients, r in rows:
+        e = engine[name]
+        over = f"{r['p50'] - e:.1f}" if clients == 1 else ""
+        print(
+            f"| {name} | {workers} | {clients} | {r['n']} | {r['p50']:.1f} | {r['p99']:.1f} "
+            f"| {r['rps']:.0f} | {e:.1f} | {over} |"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -65,4 +65,8 @@ def backward(name: str, da: np.ndarray, z: np.ndarray, a: np.ndarray) -> np.ndar
     if name == "softmax":
         axes = _features_axes(a)
         return a * (da - (da * a).sum(axis=axes, keepdims=True))
-    return da * derivative(name, z, a)
+    if name == "relu":  # np.where, not da * mask: a closed gate must give 0, never -0.0
+        return np.where(z > 0, da, 0.0).astype(da.dtype, copy=False)
+    dz = da * derivative(name, z, a)
+    dz += 0.0  # -0.0 (negative da times a zero slope) becomes 0.0, as learners expect
+    return dz

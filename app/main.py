@@ -98,9 +98,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     errors.install(app)
 
-    app.add_middleware(
-        GZipMiddleware, minimum_size=settings.gzip_minimum_size, compresslevel=settings.gzip_level
-    )
+    if settings.gzip_level > 0:
+        app.add_middleware(
+            GZipMiddleware,
+            minimum_size=settings.gzip_minimum_size,
+            compresslevel=settings.gzip_level,
+        )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(

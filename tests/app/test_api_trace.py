@@ -348,3 +348,25 @@ def test_response_has_no_nan(client):
     assert b"NaN" not in r.content and b"Infinity" not in r.content
     if r.status_code == 200:
         assert math.isfinite(r.json()["loss_after"])
+
+
+def test_trace_serializer_gives_the_same_bytes(tiny_models_dir):
+    """dumps_trace (arrays serialized once, bundled parameters pre-serialized) == dumps."""
+    from app import services
+
+    net, _ = models.load_file(tiny_models_dir / "digits")
+    services._pin_params(net)
+    out = net.trace(np.random.default_rng(3).random((1, 28, 28)), 5).to_dict()
+    assert services.dumps_trace(out) == services.dumps(out)
+
+
+def test_gzip_can_be_turned_off(settings):
+    from dataclasses import replace
+
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+
+    with TestClient(create_app(replace(settings, gzip_level=0))) as c:
+        r = c.get("/openapi.json", headers={"accept-encoding": "gzip"})
+        assert r.status_code == 200 and "content-encoding" not in r.headers

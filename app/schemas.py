@@ -155,7 +155,9 @@ class ErrorResponse(BaseModel):
 class ModelSummary(BaseModel):
     name: str
     description: str | None = None
-    dataset: str | None = None
+    dataset: str | dict[str, Any] | None = Field(
+        None, description="the training data: a name, or an object with name and sizes"
+    )
     test_accuracy: float | None = None
     network: dict[str, Any] = Field(
         description="the normalized spec: every layer's "

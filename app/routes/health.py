@@ -14,6 +14,7 @@ router = APIRouter(prefix="/api", tags=["health"], route_class=ApiRoute)
 _EXAMPLE = {"status": "ok", "version": "0.1.0", "engine": "0.1.0", "models": ["digits"]}
 
 
+@router.head("/health", include_in_schema=False)
 @router.get(
     "/health",
     response_model=HealthResponse,

@@ -1,4 +1,4 @@
-"""The browser app's page: `GET /` renders templates/index.html (scripts and styles live in static/)."""
+"""The browser app's page: `GET /` renders templates/index.html (scripts, styles: static/)."""
 
 from __future__ import annotations
 

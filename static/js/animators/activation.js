@@ -61,7 +61,7 @@ export function activation(ui, { trace, step, spec, layer }) {
         mo("="), mn(v(1), { role: "a-value" })];
     } else if (!backward) {
       parts = [sym("a", name), mo("="), mi(act), mo("("), mn(v(0)), mo(")"), mo("="), mn(v(1), { role: "a-value" }),
-        mtext("   "), mrow(mi(act), mo("′"), mo("("), mn(v(0)), mo(")"), mo("="), mn(DG[act](v(0))))];
+        mtext("\u2003"), mrow(mi(act), mo("′"), mo("("), mn(v(0)), mo(")"), mo("="), mn(DG[act](v(0))))];
     } else if (softCE) {
       parts = [grad(sym("z", name)), mo("="), sym("a", name), mo("−"), sym("y", name), mo("="),
         mn(v(0)), mo("−"), mn(v(1)), mo("="), mn(v(2), { role: "dz-value" })];

@@ -18,21 +18,26 @@ export function layoutRow(ui, items, { gap = 36, top = LABEL_H, bottom = 8, maxC
   const maps = items.filter((it) => !it.zoom);
   const mapCols = maps.reduce((s, it) => s + it.cols, 0);
   const maxRows = Math.max(1, ...maps.map((it) => it.rows));
-  const availW = ui.width - zoomW - gap * (items.length - 1) - 16;
+  const availW = ui.width - zoomW - gap * (items.length - 1) - 16 - 40 * maps.length;
   const cell = maps.length ? fitCell(mapCols, maxRows, availW, availH, maxCell) : 0;
   const sizes = items.map((it) => (it.zoom ? zoomCell(it) : cell));
-  const total = items.reduce((s, it, k) => s + it.cols * sizes[k], 0) + gap * (items.length - 1);
+  const widths = items.map((it, k) => Math.max(it.cols * sizes[k], MIN_W));
+  const total = widths.reduce((s, w) => s + w, 0) + gap * (items.length - 1);
   let x = Math.max(8, Math.floor((ui.width - total) / 2));
   return items.map((it, k) => {
-    const place = { x, y: top, cw: sizes[k], ch: sizes[k] };
-    x += it.cols * sizes[k] + gap;
+    const place = { x, y: top, cw: sizes[k], ch: sizes[k], room: widths[k] + gap - 10 };
+    x += widths[k] + gap;
     return place;
   });
 }
 
+const MIN_W = 120;
+
 /** A Grid built at a placement from layoutRow. */
 export function gridAt(place, opts) {
-  return new Grid({ ...opts, x: place.x, y: place.y, cw: place.cw, ch: place.ch });
+  const g = new Grid({ ...opts, x: place.x, y: place.y, cw: place.cw, ch: place.ch });
+  g.room = place.room;
+  return g;
 }
 
 /** A two-line label above a grid: the name, then the shape or a value. */
@@ -42,12 +47,12 @@ export function label(g, grid, title, sub) {
   g.font = `600 12px ${FONT_STACK}`;
   g.textAlign = "left";
   g.textBaseline = "alphabetic";
-  const maxW = Math.max(grid.width, 90);
-  g.fillText(title, grid.x, grid.y - 19, maxW + 60);
+  const maxW = grid.room || Math.max(grid.width, 120);
+  g.fillText(title, grid.x, grid.y - 19, maxW);
   if (sub) {
     g.fillStyle = "#475569";
     g.font = `11px ${FONT_STACK}`;
-    g.fillText(sub, grid.x, grid.y - 6, maxW + 60);
+    g.fillText(sub, grid.x, grid.y - 6, maxW);
   }
   g.restore();
 }

@@ -3,7 +3,7 @@
 
 import { CONFIG } from "../config.js";
 import { dilate2d, maxAbs, rc, sum } from "../math/tensor.js";
-import { grad, joined, math, mn, mo, mrow, mtext, product, sym } from "../math/mathml.js";
+import { grad, math, mn, mo, mrow, mtext, product, sumLines, sym } from "../math/mathml.js";
 import { between, channelPicker, clear, gridAt, label, layoutRow, t } from "./common.js";
 
 export function convBias(ui, { layer }) {
@@ -28,9 +28,9 @@ export function convBias(ui, { layer }) {
     cur = p;
     const terms = flatDz.map((v) => mn(v, { paren: true }));
     ui.formula(
-      math(grad(sym("b", f)), mo("="), mo("∑"), mtext("i,j "), grad(sym("z", `${f},i,j`)), mo("="), joined(terms),
-        mo("="), mn(db[f], { role: "db-value" })),
-      math(mtext(t("convBack.running", { k: p + 1, n: flatDz.length })), mo("="), mn(prefix[p], { role: "running" })));
+      ...sumLines([grad(sym("b", f)), mo("="), mo("∑"), mtext("i,j "), grad(sym("z", `${f},i,j`)), mo("=")], terms,
+        [mo("="), mn(db[f], { role: "db-value" }), mtext("\u2003" + t("convBack.running", { k: p + 1, n: flatDz.length })),
+          mo("="), mn(prefix[p], { role: "running" })], Math.max(4, Wo)));
     const [i, j] = rc(p, Wo);
     Object.assign(ui.root.dataset, { f: String(f), i: String(i), j: String(j) });
   }
@@ -92,9 +92,9 @@ export function convWeight(ui, { spec, layer }) {
     prodG = gridAt(places[2], { values: prods, maxAbs: maxAbs(prods) }).render();
     const terms = [];
     dz[f].forEach((row, i) => row.forEach((d, j) => terms.push(product(aG.valueAt(u + i * sh, v + j * sw), d))));
-    ui.formula(math(grad(sym("w", `${f},${c},${u},${v}`)), mo("="), mo("∑"), mtext("i,j "),
-      mrow(sym("a", `pad ${c}, ${u}+${sh}i, ${v}+${sw}j`)), mo("·"), grad(sym("z", `${f},i,j`)), mo("="),
-      joined(terms), mo("="), mn(sum(prods.flat())), mo("≈"), mn(dw[f][c][u][v], { role: "dw-value" })));
+    ui.formula(...sumLines([grad(sym("w", `${f},${c},${u},${v}`)), mo("="), mo("∑"), mtext("i,j "),
+      mrow(sym("a", `pad ${c}, ${u}+${sh}i, ${v}+${sw}j`)), mo("·"), grad(sym("z", `${f},i,j`)), mo("=")],
+    terms, [mo("="), mn(sum(prods.flat())), mo("≈"), mn(dw[f][c][u][v], { role: "dw-value" })], Math.min(8, Math.max(3, Wo))));
     Object.assign(ui.root.dataset, { f: String(f), c: String(c), i: String(u), j: String(v) });
   }
 

@@ -3,21 +3,22 @@
 
 import { CONFIG } from "../config.js";
 import { maxAbs, sum } from "../math/tensor.js";
-import { joined, math, mn, mo, mrow, product, sym } from "../math/mathml.js";
+import { joined, math, mn, mo, mrow, mtext, product, sym } from "../math/mathml.js";
 import { Grid } from "../views/heatmap.js";
 import { clear, label, LABEL_H, t } from "./common.js";
 
 /** Geometry shared by the dense animators: top strip (length inF), matrix units×inF, side column. */
 export function denseLayout(ui, units, inF) {
   const side = 64;
-  const cw = Math.max(1, Math.min(40, Math.floor((ui.width - side - 120) / inF)));
-  const ch = Math.max(4, Math.min(34, Math.floor((ui.height - 3 * LABEL_H - 20) / (units + 2))));
+  const fitW = (ui.width - side - 90) / inF;
+  const cw = fitW >= 2 ? Math.min(40, Math.floor(fitW)) : fitW;
+  const ch = Math.max(2, Math.min(34, Math.floor((ui.height - 3 * LABEL_H - 12) / (units + 2))));
   const matW = cw * inF;
-  const x = Math.max(12, Math.floor((ui.width - matW - side - 60) / 2));
-  const top = { x, y: LABEL_H, cw, ch };
-  const mat = { x, y: LABEL_H * 2 + ch, cw, ch };
-  const col = { x: x + matW + 40, y: mat.y, cw: Math.max(ch, 48), ch };
-  const bottom = { x, y: mat.y + units * ch + LABEL_H, cw, ch };
+  const x = Math.max(12, Math.floor((ui.width - matW - side - 50) / 2));
+  const top = { x, y: LABEL_H, cw, ch: Math.max(ch, 10) };
+  const mat = { x, y: LABEL_H * 2 + top.ch, cw, ch };
+  const col = { x: x + matW + 36, y: mat.y, cw: Math.max(ch, 48), ch };
+  const bottom = { x, y: mat.y + units * ch + LABEL_H, cw, ch: Math.max(ch, 10) };
   return { top, mat, col, bottom };
 }
 
@@ -48,8 +49,10 @@ export function denseForward(ui, { spec, layer }) {
     const prods = a.map((v, k) => v * Wt[u][k]);
     prodG = grid(L.bottom, [prods], maxAbs(prods));
     const terms = a.map((v, k) => product(Wt[u][k], v));
-    ui.formula(math(sym("z", u), mo("="), joined(terms), mo("+"), mrow(sym("b", u), mo("="), mn(b[u], { paren: true })),
-      mo("="), mn(sum(prods) + b[u]), mo("≈"), mn(z[u], { role: "z-value" })));
+    ui.formula(math(sym("z", u), mo("="), mo("∑"), mtext("k "), sym("w", `${u},k`), sym("a", "k"), mo("+"), sym("b", u)),
+      math(mo("="), joined(terms, "+", 12)),
+      math(mo("+"), mrow(sym("b", u), mo("="), mn(b[u], { paren: true })), mo("="), mn(sum(prods) + b[u]), mo("≈"),
+        mn(z[u], { role: "z-value" })));
     Object.assign(ui.root.dataset, { f: String(u), i: "0", j: String(u) });
   }
 

@@ -30,17 +30,17 @@ export function denseBackward(ui, { step, layer }) {
     sel = p;
     let f;
     if (mode === "bias_grad") {
-      f = math(grad(sym("b", p)), mo("="), grad(sym("z", p)), mo("="), mn(dz[p], { role: "dz-value" }),
-        mo("="), mn(db[p], { role: "db-value" }));
+      f = [math(grad(sym("b", p)), mo("="), grad(sym("z", p)), mo("="), mn(dz[p], { role: "dz-value" }),
+        mo("="), mn(db[p], { role: "db-value" }))];
     } else if (mode === "weight_grad") {
       const terms = a.map((v, k) => mrow(sym("w", `${p},${k}`), mo(":"), product(dz[p], v)));
-      f = math(grad(sym("w", `${p},k`)), mo("="), grad(sym("z", p)), mo("·"), sym("a", "k"), mo("⇒"), joined(terms, ";"));
+      f = [math(grad(sym("w", `${p},k`)), mo("="), grad(sym("z", p)), mo("·"), sym("a", "k")), math(joined(terms, ";", 10))];
     } else {
       const terms = dz.map((d, u) => product(Wt[u][p], d));
-      f = math(grad(sym("a", p)), mo("="), mo("∑"), sym("w", `u,${p}`), grad(sym("z", "u")), mo("="), joined(terms),
-        mo("="), mn(dx[p], { role: "dx-value" }));
+      f = [math(grad(sym("a", p)), mo("="), mo("∑"), sym("w", `u,${p}`), grad(sym("z", "u"))), math(mo("="), joined(terms, "+", 12)),
+        math(mo("="), mn(dx[p], { role: "dx-value" }))];
     }
-    ui.formula(f);
+    ui.formula(...f);
     Object.assign(ui.root.dataset, { f: String(p), i: "0", j: String(p) });
   }
 

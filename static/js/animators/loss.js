@@ -47,7 +47,7 @@ export function loss(ui, { trace }) {
     let rhs = [sym("a", name), mo("−"), sym("y", name), mo("="), mn(av), mo("−"), mn(yv)];
     if (ce && !softCE) rhs = [mo("−"), mfrac(sym("y", name), sym("a", name))];
     ui.formula(costFormula(), math(lhs, mo("="), ...rhs, mo("="), mn(gv, { role: "grad-value" }),
-      softCE ? mtext("  " + t("loss.softCEnote")) : mtext("")));
+      softCE ? mtext("\u2003" + t("loss.softCEnote")) : mtext("")));
     Object.assign(ui.root.dataset, { f: String(ch), i: String(i), j: String(j) });
   }
 

@@ -59,7 +59,7 @@ export function poolForward(ui, { spec, layer }) {
       ? [mi("max"), mo("("), joined(terms, ","), mo(")")]
       : [mfrac(joined(terms, "+"), mn(kh * kw))];
     const tail = [mo("="), mn(y, { role: "pool-value" })];
-    const note = isMax && best ? [mtext("  "), mtext(t("pool.argmax", { r: best[0] - ph, c: best[1] - pw }))] : [];
+    const note = isMax && best ? [mtext("\u2003"), mtext(t("pool.argmax", { r: best[0] - ph, c: best[1] - pw }))] : [];
     ui.formula(math(...lhs, mrow(...body), ...tail, ...note));
     Object.assign(ui.root.dataset, { f: String(c), i: String(i), j: String(j) });
   }

@@ -65,7 +65,7 @@ export function poolBackward(ui, { spec, layer }) {
       const terms = list.map(([, v]) => mn(v, { paren: true }));
       f = [math(grad(sym("a", `${c},${i},${j}`)), mo("="), mn(d), mo("→"), mtext(t("poolBack.to", { r, q }))),
         math(grad(sym("a", `prev ${c},${r},${q}`)), mo("="), joined(terms), mo("="), mn(dX[c][r][q], { role: "dx-value" }),
-          mtext("  " + t("poolBack.count", { n: list.length })))];
+          mtext("\u2003" + t("poolBack.count", { n: list.length })))];
     } else {
       f = [math(mtext(t("poolBack.share") + " "), mfrac(mn(d), mn(n)), mo("="), mn(d / n)),
         math(grad(sym("a", `prev ${c},${r},${q}`)), mo("="), joined(contributions[r][q].map(([, v]) => mn(v, { paren: true }))),

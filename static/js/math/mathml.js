@@ -26,7 +26,11 @@ export const mfrac = (a, b) => el("mfrac", [a, b]);
 /** A number in 4 significant digits; negative ones in parentheses when `paren`. */
 export function mn(v, { role, paren = false, cls } = {}) {
   const attrs = { title: full(v), "data-value": full(v), "data-role": role, class: cls };
-  const n = el("mn", fmt4(v), attrs);
+  const s = fmt4(v);
+  const e = s.indexOf("e");
+  // 1.234e-5 is written 1.234 × 10⁻⁵; the element carrying data-value wraps the whole number.
+  const n = e < 0 ? el("mn", s, attrs)
+    : el("mrow", [el("mn", s.slice(0, e)), el("mo", "×"), el("msup", [el("mn", "10"), el("mn", s.slice(e + 1).replace("-", "\u2212"))])], attrs);
   return paren && v < 0 ? mrow(mo("("), n, mo(")")) : n;
 }
 
@@ -70,4 +74,21 @@ export function math(...children) {
   line.className = "fline";
   line.append(el("math", [mrow(...children)]));
   return line;
+}
+
+/**
+ * A long sum over several lines: `lhs` then the terms, perLine per line (long lists keep their
+ * first and last terms around "⋯"), then `tail` (e.g. "= value") on a line of its own.
+ */
+export function sumLines(lhs, terms, tail, perLine = 9, maxLines = 3) {
+  let list = terms;
+  const max = perLine * maxLines;
+  if (terms.length > max) list = [...terms.slice(0, max - 3), mo("⋯"), ...terms.slice(terms.length - 2)];
+  const out = [];
+  for (let k = 0; k < list.length; k += perLine) {
+    const chunk = joined(list.slice(k, k + perLine), "+", Infinity);
+    out.push(k === 0 ? math(...lhs, chunk) : math(mo("+"), chunk));
+  }
+  out.push(math(...tail));
+  return out;
 }

@@ -180,6 +180,7 @@ export class DetailView {
   }
 
   updateSweepButton() {
+    this.root.dataset.sweeping = String(Boolean(this.sweeping));
     if (!this.sweepBtn) return;
     const key = this.sweeping ? "detail.pauseSweep" : "detail.replaySweep";
     this.sweepBtn.textContent = t(key);

@@ -81,6 +81,7 @@ export class Pad {
 
   changed(final) {
     this.version += 1;
+    this.canvas.dataset.version = String(this.version);
     this.redraw();
     this.onChange(this.image(), { final, version: this.version });
   }

@@ -370,3 +370,47 @@ def test_gzip_can_be_turned_off(settings):
     with TestClient(create_app(replace(settings, gzip_level=0))) as c:
         r = c.get("/openapi.json", headers={"accept-encoding": "gzip"})
         assert r.status_code == 200 and "content-encoding" not in r.headers
+
+
+def test_largest_custom_network_answers_promptly(client):
+    """A network just under the caps (3×64×64 input, 64 channels) traces in bounded time."""
+    import time
+
+    spec = {
+        "input_shape": [3, 64, 64],
+        "layers": [
+            {
+                "type": "conv2d",
+                "out_channels": 8,
+                "kernel_size": 3,
+                "padding": 1,
+                "activation": "relu",
+            },
+            {"type": "maxpool2d", "kernel_size": 2},
+            {
+                "type": "conv2d",
+                "out_channels": 64,
+                "kernel_size": 3,
+                "stride": 2,
+                "activation": "relu",
+            },
+            {"type": "avgpool2d", "kernel_size": 3},
+            {"type": "flatten"},
+            {"type": "dense", "units": 10, "activation": "softmax"},
+        ],
+    }
+    x = np.random.default_rng(4).random((3, 64, 64)).tolist()
+    t0 = time.perf_counter()
+    r = client.post(
+        "/api/trace", json={"network": spec, "input": x, "target": 1, "learning_rate": 0.1}
+    )
+    assert r.status_code == 200, r.text
+    assert time.perf_counter() - t0 < 10
+    assert r.json()["loss_after"] < r.json()["loss"]
+
+
+@pytest.mark.parametrize("path", ["/api/trace", "/api/predict"])
+def test_deeply_nested_json_is_refused(client, path):
+    raw = b'{"input": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+    r = client.post(path, content=raw, headers={"content-type": "application/json"})
+    assert_error(r, 422, "body")

@@ -272,3 +272,55 @@ def test_trace_matches_torch_autograd(geometry, act, out_act, loss):
             )
         else:
             assert mine["backward"]["dC_dw"] is None and mine["backward"]["dC_db"] is None
+
+
+def test_trace_matches_torch_at_kinks():
+    """Exactly at the kinks, the engine follows PyTorch: relu'(0) = 0, and a max-pool window of
+    tied values (here the zeros of dead relus, and a constant input) sends its gradient to the
+    first one. Finite differences cannot check these points; PyTorch can."""
+    torch = pytest.importorskip("torch")
+    spec = {
+        "input_shape": [2, 6, 6],
+        "layers": [
+            {
+                "type": "conv2d",
+                "out_channels": 3,
+                "kernel_size": 3,
+                "padding": 1,
+                "activation": "relu",
+            },
+            {"type": "maxpool2d", "kernel_size": 2, "stride": 1},
+            {"type": "flatten"},
+            {"type": "dense", "units": 4, "activation": "relu"},
+            {"type": "dense", "units": 3, "activation": "softmax"},
+        ],
+        "loss": "cross_entropy",
+    }
+    net = Network.from_spec(spec, seed=3)
+    rng = np.random.default_rng(3)
+    w0 = net.layers[0].params["w"]
+    w0[0] = 0.0  # filter 0: z = 0 exactly everywhere (bias 0)
+    w0[1, :, :, :] = 0.0
+    w0[1, 0, 1, 1] = 1.0  # filter 1: z = x channel 0; on a constant patch, tied maxima
+    net.layers[3].params["w"][0] = 0.0  # unit 0 of the hidden dense layer: z = 0 exactly
+    x = rng.normal(size=(2, 6, 6))
+    x[0, :3, :3] = 0.7
+    trace = net.trace(x, 2).to_dict()
+    z0 = trace["layers"][0]["forward"]["z"]
+    assert np.all(z0[0] == 0.0) and trace["layers"][3]["forward"]["z"][0] == 0.0
+    _, tlayers = _torch_trace(torch, net, x, trace["target"])
+    for i, (mine, theirs) in enumerate(zip(trace["layers"], tlayers, strict=True)):
+        for key, want in (
+            ("dC_dz", theirs["z"].grad),
+            ("dC_da_prev", theirs["a_prev"].grad if i == 0 else tlayers[i - 1]["a"].grad),
+        ):
+            np.testing.assert_allclose(
+                mine["backward"][key], want.numpy()[0], rtol=0, atol=1e-12, err_msg=f"{i} {key}"
+            )
+        if theirs["params"]:
+            np.testing.assert_allclose(
+                mine["backward"]["dC_dw"], theirs["params"]["w"].grad.numpy(), rtol=0, atol=1e-12
+            )
+    # the gradient really passed through the tied windows: some, not all, tied cells got it
+    d_a0 = trace["layers"][1]["backward"]["dC_da_prev"][1, :3, :3]
+    assert np.count_nonzero(d_a0) >= 1 and np.count_nonzero(d_a0) < 9

@@ -119,42 +119,58 @@ def workloads() -> dict[str, dict]:
     }
 
 
-def engine_times(repeat: int = 30) -> dict[str, float]:
-    """Median ms of the engine's own work for each workload (no HTTP, no JSON)."""
+def engine_work() -> dict[str, tuple]:
+    """For each workload: (the engine's own work, the whole service call without HTTP).
+
+    Engine: predict = preprocessing + forward pass; trace = `Network.trace`. Service: what the
+    handler runs (parsing, validation, engine, JSON serialization), in this process."""
+    from app import services
+    from app.schemas import TraceRequest
+    from app.settings import Settings
+
+    settings = Settings()
     net, _ = models.load("digits")
     ink = drawing()
     x28 = preprocess.to_mnist(ink)
     buf = io.BytesIO()
     Image.fromarray((255 - np.round(ink * 255)).astype(np.uint8)).save(buf, format="PNG")
     png = buf.getvalue()
+    loads = workloads()
+    predict_raw = loads["predict (JSON 280×280)"]["body"]
+    trace_req = TraceRequest.model_validate(orjson.loads(loads["trace (digits)"]["body"]))
 
     def predict_json():
-        x = preprocess.to_mnist(ink)
-        net.predict(x.reshape(1, 1, 28, 28))
+        net.predict(preprocess.to_mnist(ink).reshape(1, 1, 28, 28))
 
     def predict_png():
-        x = preprocess.to_mnist(preprocess.image_from_bytes(png))
-        net.predict(x.reshape(1, 1, 28, 28))
+        net.predict(preprocess.to_mnist(preprocess.image_from_bytes(png)).reshape(1, 1, 28, 28))
 
     def trace():
         net.trace(x28[None], 7)
 
-    def med(f) -> float:
-        f()
-        ts = []
-        for _ in range(repeat):
-            t0 = time.perf_counter()
-            f()
-            ts.append(time.perf_counter() - t0)
-        return statistics.median(ts) * 1e3
-
-    t_trace = med(trace)
+    trace_pair = (trace, lambda: services.trace(trace_req, settings))
     return {
-        "predict (JSON 280×280)": med(predict_json),
-        "predict (PNG 280×280)": med(predict_png),
-        "trace (digits)": t_trace,
-        "trace (digits, gzip)": t_trace,
+        "predict (JSON 280×280)": (
+            predict_json,
+            lambda: services.predict_json(predict_raw, settings),
+        ),
+        "predict (PNG 280×280)": (
+            predict_png,
+            lambda: services.predict_upload("digits", png, settings),
+        ),
+        "trace (digits)": trace_pair,
+        "trace (digits, gzip)": trace_pair,
     }
+
+
+def median_ms(f, repeat: int = 50) -> float:
+    f()
+    ts = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        f()
+        ts.append(time.perf_counter() - t0)
+    return statistics.median(ts) * 1e3
 
 
 # ------------------------------------------------------------------------------ server
@@ -270,16 +286,18 @@ def main() -> int:
         return 1
 
     loads = workloads()
-    engine = engine_times()
+    work = engine_work()
     rows = []
     for workers in args.workers:
         proc, port = start_server(workers)
         try:
             for name, w in loads.items():
+                # measured next to the HTTP runs, so both see the same machine load
+                engine_ms, service_ms = (median_ms(f) for f in work[name])
                 for clients in args.clients:
                     n = max(clients * 2, w["n"] // (4 if args.quick else 1))
                     r = run_load(port, w, clients, n)
-                    rows.append((name, workers, clients, r))
+                    rows.append((name, workers, clients, r, engine_ms, service_ms))
                     print(
                         f"  {name:24s} workers={workers} clients={clients:2d} "
                         f"p50={r['p50']:.1f} ms p99={r['p99']:.1f} ms "
@@ -289,21 +307,24 @@ def main() -> int:
         finally:
             stop_server(proc)
 
+    load = os.getloadavg()
     print(
-        f"\nMachine: {os.cpu_count()} cores, Python {sys.version.split()[0]}; "
-        "client threads with keep-alive connections on the same machine.\n"
+        f"\nMachine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, load average "
+        f"{load[0]:.1f} / {load[1]:.1f} at the end; clients are threads with keep-alive "
+        "connections on the same machine. engine = the engine's own work in-process "
+        "(predict: preprocess + forward; trace: Network.trace); service = the handler's "
+        "whole call in-process (parse, validate, engine, JSON); p50 − engine at 1 client.\n"
     )
     print(
         "| endpoint | workers | clients | requests | p50 ms | p99 ms | req/s "
-        "| engine ms | p50 − engine ms |"
+        "| engine ms | service ms | p50 − engine ms |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for name, workers, clients, r in rows:
-        e = engine[name]
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for name, workers, clients, r, e, svc in rows:
         over = f"{r['p50'] - e:.1f}" if clients == 1 else ""
         print(
             f"| {name} | {workers} | {clients} | {r['n']} | {r['p50']:.1f} | {r['p99']:.1f} "
-            f"| {r['rps']:.0f} | {e:.1f} | {over} |"
+            f"| {r['rps']:.0f} | {e:.1f} | {svc:.1f} | {over} |"
         )
     return 0
 

@@ -171,6 +171,13 @@ def test_batched_backward_equals_naive_mean_over_samples(case, seed):
                 assert got is None, f"layer {i} {k}"
             else:
                 _assert_close(got, ref[k], f"layer {i} {k}")
+    # the training entry point (no input gradient) gives the same loss and parameter gradients
+    loss2, grads = net.loss_and_grads(x, np.array(targets))
+    assert loss2 == loss
+    for i, (g, ref) in enumerate(zip(grads, oracle["layers"], strict=True)):
+        assert set(g) == ({"w", "b"} if ref["dC_dw"] is not None else set()), i
+        for k in g:
+            _assert_close(g[k], ref[f"dC_d{k}"], f"layer {i} grads[{k!r}]")
 
 
 @SETTINGS

@@ -117,7 +117,7 @@ def test_conv_forward_number_equals_the_trace(page, server):
         assert shown.get_attribute("title") == shown.get_attribute("data-value")
         page.keyboard.press("]")
     # The bias and a product shown in the formula are the trace's numbers too.
-    b = float(page.locator("#formula mn[data-value]").nth(0).get_attribute("data-value"))
+    b = float(page.locator("#formula [data-value]").nth(0).get_attribute("data-value"))
     a_prev = trace["layers"][0]["forward"]["a_prev"]
     assert any(math.isclose(b, v) for row in a_prev[0] for v in row) or b == 0.0
 

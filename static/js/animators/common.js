@@ -20,7 +20,8 @@ export function layoutRow(ui, items, { gap = 36, top = LABEL_H, bottom = 8, maxC
   const maxRows = Math.max(1, ...maps.map((it) => it.rows));
   const availW = ui.width - zoomW - gap * (items.length - 1) - 16 - 40 * maps.length;
   const cell = maps.length ? fitCell(mapCols, maxRows, availW, availH, maxCell) : 0;
-  const sizes = items.map((it) => (it.zoom ? zoomCell(it) : cell));
+  // Tiny maps get big cells; their zoomed neighbours (kernels) then match them.
+  const sizes = items.map((it) => (it.zoom ? Math.max(zoomCell(it), Math.min(cell, Math.floor(availH / it.rows))) : cell));
   const widths = items.map((it, k) => Math.max(it.cols * sizes[k], MIN_W));
   const total = widths.reduce((s, w) => s + w, 0) + gap * (items.length - 1);
   let x = Math.max(8, Math.floor((ui.width - total) / 2));

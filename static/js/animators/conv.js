@@ -3,7 +3,7 @@
 
 import { CONFIG } from "../config.js";
 import { maxAbs, rc } from "../math/tensor.js";
-import { joined, math, mn, mo, mrow, mtext, product, sym } from "../math/mathml.js";
+import { joined, math, mn, mo, product, sym, under } from "../math/mathml.js";
 import { between, channelPicker, clear, gridAt, label, layoutRow, link, small, t } from "./common.js";
 
 export function convForward(ui, { spec, layer }) {
@@ -78,9 +78,9 @@ export function convForward(ui, { spec, layer }) {
     const zval = Z[f][i][j];
     const tail = [];
     if (cin > 1) {
-      tail.push(mo("+"), mrow(mtext(t("conv.otherChannels", { n: cin - 1 }) + " "), mn(others, { paren: true })));
+      tail.push(mo("+"), under(mn(others, { paren: true }), t("conv.otherChannels", { n: cin - 1 })));
     }
-    tail.push(mo("+"), mrow(sym("b", f), mo("="), mn(layer.params.b[f], { paren: true })));
+    tail.push(mo("+"), under(mn(layer.params.b[f], { paren: true }), `b${f}`));
     tail.push(mo("="), mn(zval, { role: "z-value" }));
     const lhs = sym("z", `${f},${i},${j}`);
     if (kh * kw <= 9) ui.formula(math(lhs, mo("="), joined(terms), ...tail));

@@ -4,7 +4,7 @@
 
 import { CONFIG } from "../config.js";
 import { dilate2d, maxAbs, pad2d, rc, rot180 } from "../math/tensor.js";
-import { grad, math, mn, mo, mrow, mtext, product, sumLines, sym } from "../math/mathml.js";
+import { grad, math, mn, mo, mtext, product, sumLines, sym, under } from "../math/mathml.js";
 import { between, channelPicker, clear, gridAt, label, layoutRow, t } from "./common.js";
 
 export function convInputGrad(ui, { spec, layer }) {
@@ -81,13 +81,13 @@ export function convInputGrad(ui, { spec, layer }) {
     }
     const inside = p >= ph && q >= pw && p < Hp - ph && q < Wp - pw;
     const parts = [];
-    if (dz.length > 1) parts.push(mo("+"), mrow(mtext(t("convBack.otherOut", { n: dz.length - 1 }) + " "), mn(full[p][q] - own, { paren: true })));
+    if (dz.length > 1) parts.push(mo("+"), under(mn(full[p][q] - own, { paren: true }), t("convBack.otherOut", { n: dz.length - 1 })));
     parts.push(mo("="), mn(full[p][q]));
     const tail = inside
       ? math(grad(sym("a", `prev ${c},${p - ph},${q - pw}`)), mo("="), mn(dx[c][p - ph][q - pw], { role: "dx-value" }),
         mtext("\u2003" + t("convBack.sources", { n: sources.length })))
       : math(mtext(t("convBack.croppedCell")));
-    ui.formula(...sumLines([grad(sym("a", `pad ${c},${p},${q}`)), mo("=")], terms, parts, kw, kh), tail);
+    ui.formula(...sumLines([grad(sym("a", `pad ${c},${p},${q}`)), mo("=")], terms, parts, kh * kw <= 9 ? 9 : kw, kh), tail);
     Object.assign(ui.root.dataset, { f: String(f), c: String(c), i: String(p - ph), j: String(q - pw) });
   }
 

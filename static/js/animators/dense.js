@@ -3,7 +3,7 @@
 
 import { CONFIG } from "../config.js";
 import { maxAbs, sum } from "../math/tensor.js";
-import { joined, math, mn, mo, mrow, mtext, product, sym } from "../math/mathml.js";
+import { joined, math, mn, mo, mtext, product, sym, under } from "../math/mathml.js";
 import { Grid } from "../views/heatmap.js";
 import { clear, label, LABEL_H, t } from "./common.js";
 
@@ -51,7 +51,7 @@ export function denseForward(ui, { spec, layer }) {
     const terms = a.map((v, k) => product(Wt[u][k], v));
     ui.formula(math(sym("z", u), mo("="), mo("∑"), mtext("k "), sym("w", `${u},k`), sym("a", "k"), mo("+"), sym("b", u)),
       math(mo("="), joined(terms, "+", 12)),
-      math(mo("+"), mrow(sym("b", u), mo("="), mn(b[u], { paren: true })), mo("="), mn(sum(prods) + b[u]), mo("≈"),
+      math(mo("+"), under(mn(b[u], { paren: true }), `b${u}`), mo("="), mn(sum(prods) + b[u]), mo("≈"),
         mn(z[u], { role: "z-value" })));
     Object.assign(ui.root.dataset, { f: String(u), i: "0", j: String(u) });
   }

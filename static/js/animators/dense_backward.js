@@ -17,7 +17,7 @@ export function denseBackward(ui, { step, layer }) {
   const L = denseLayout(ui, units, inF);
   const topVals = mode === "input_grad" ? dx : a;
   const topG = grid(L.top, [topVals], maxAbs(topVals));
-  const matVals = mode === "input_grad" ? Wt : dw;
+  const matVals = mode === "input_grad" ? Wt : dw; // the bias step previews the weight gradient
   const matG = grid(L.mat, matVals, maxAbs(matVals));
   const colVals = mode === "bias_grad" ? db : dz;
   const colG = grid(L.col, colVals.map((v) => [v]), maxAbs(colVals), { numbers: L.col.ch >= 16 });
@@ -58,8 +58,8 @@ export function denseBackward(ui, { step, layer }) {
       colG.outline(g, sel, 0, 1, 1, CONFIG.colors.focus, 3);
     }
     label(g, topG, t(mode === "input_grad" ? "panel.dxVec" : "dense.aPrev"), `${inF}`);
-    label(g, matG, t(mode === "input_grad" ? "dense.w" : mode === "weight_grad" ? "panel.dw" : "dense.w"), `${units}×${inF}`);
-    label(g, colG, t(mode === "bias_grad" ? "panel.db" : "panel.dz"), `${units}`);
+    label(g, matG, t(mode === "input_grad" ? "dense.w" : "panel.dwMat"), `${units}×${inF}`);
+    label(g, colG, t(mode === "bias_grad" ? "panel.dbVec" : "panel.dzVec"), `${units}`);
   }
 
   function hit(x, y) {

@@ -95,6 +95,9 @@ export default {
   "panel.db": "∂C/∂b, ch. {c}",
   "panel.dw": "∂C/∂w [{c}]",
   "panel.dx": "∂C/∂a_prev, ch. {c}",
+  "panel.dwMat": "∂C/∂W",
+  "panel.dzVec": "∂C/∂z",
+  "panel.dbVec": "∂C/∂b",
   "panel.dxVec": "∂C/∂a_prev",
 
   "conv.explain": "Cross-correlation, which every framework calls “convolution”: the {k} kernel slides over the input with stride {s}; grey cells are the zero padding ({p}). At each position the window's values are multiplied element-wise with the kernel, summed over every input channel, and the bias is added.",

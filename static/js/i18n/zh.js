@@ -95,6 +95,9 @@ export default {
   "panel.db": "∂C/∂b，通道 {c}",
   "panel.dw": "∂C/∂w [{c}]",
   "panel.dx": "∂C/∂a_prev，通道 {c}",
+  "panel.dwMat": "∂C/∂W",
+  "panel.dzVec": "∂C/∂z",
+  "panel.dbVec": "∂C/∂b",
   "panel.dxVec": "∂C/∂a_prev",
 
   "conv.explain": "互相关（各框架都称之为“卷积”）：{k} 的卷积核以步长 {s} 在输入上滑动；灰色格子是补零（{p}）。每个位置上，窗口内的值与卷积核逐元素相乘，对所有输入通道求和，再加上偏置。",

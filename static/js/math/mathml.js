@@ -63,6 +63,11 @@ export function joined(terms, op = "+", maxTerms = CONFIG.formulaMaxTerms) {
   return el("mrow", parts);
 }
 
+/** A number with a small label under it (e.g. the bias under its value). */
+export function under(node, text) {
+  return el("munder", [node, el("mtext", text, { class: "under" })]);
+}
+
 /** a · b with the real numbers. */
 export function product(a, b, attrs = {}) {
   return mrow(mn(a, { paren: true, ...attrs }), mo("·"), mn(b, { paren: true }));

@@ -46,6 +46,7 @@ export class Overview {
     if (!trace || !step) return;
     const L = trace.layers.length;
     const mapsH = Math.max(60, this.root.clientHeight - 66);
+    this.colMax = Math.max(96, Math.min(CONFIG.overview.colMax, Math.floor(this.root.clientWidth / (L + 1)) - 22));
     for (let k = 0; k <= L; k++) {
       const spec = k ? trace.network.layers[k - 1] : null;
       const shape = k ? spec.output_shape : trace.network.input_shape;
@@ -104,13 +105,13 @@ export class Overview {
     const fit = (per) => {
       const rows = Math.ceil(n / per);
       const byH = Math.floor((height - gap * (rows - 1)) / rows);
-      const byW = Math.floor((CONFIG.overview.colMax - gap * (per - 1)) / per);
+      const byW = Math.floor((this.colMax - gap * (per - 1)) / per);
       return Math.min(CONFIG.overview.mapMax, byH, byW);
     };
     let perRow = 1;
     for (let per = 2; per <= n; per++) if (fit(per) > fit(perRow)) perRow = per;
     const size = Math.max(4, fit(perRow));
-    const scale = vector ? Math.min(120 / mw, height / mh, 12) : size / Math.max(mh, mw);
+    const scale = vector ? Math.min(Math.min(120, this.colMax) / mw, height / mh, 12) : size / Math.max(mh, mw);
     wrap.style.gridTemplateColumns = `repeat(${perRow}, auto)`;
     maps.forEach((map, c) => {
       const cv = el("canvas", "ov-map");

@@ -6,15 +6,10 @@ directory with a small "digits" network (seeded, untrained), so they are fast an
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 import pytest
-
-# The server runs OpenBLAS with one thread per worker (app.main); the test process keeps the
-# BLAS it has, so the engine's tests run as they would without the app.
-os.environ.setdefault("CNNVIZ_BLAS_THREADS", "0")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "app"))
 from api_helpers import make_models_dir  # noqa: E402

@@ -41,9 +41,8 @@ export function convForward(ui, { spec, layer }) {
   }
 
   ui.explain(t("conv.explain", { k: `${kh}×${kw}`, s: `${sh}×${sw}`, p: `${ph}×${pw}` }));
-  ui.notes(t("conv.shape", { H, W, kh, kw, ph, pw, sh, sw, Ho, Wo }) +
-    (uncovered.length ? " " + t("conv.uncovered", { n: uncovered.length }) : "") +
-    " " + t("detail.clickHint"));
+  const notes = t("conv.shape", { H, W, kh, kw, ph, pw, sh, sw, Ho, Wo }) +
+    (uncovered.length ? " " + t("conv.uncovered", { n: uncovered.length }) : "") + " " + t("detail.clickHint");
 
   let cur = [0, 0];
 
@@ -94,6 +93,9 @@ export function convForward(ui, { spec, layer }) {
       ui.formula(...lines, math(...tail));
     }
     Object.assign(ui.root.dataset, { f: String(f), c: String(c), i: String(i), j: String(j) });
+    const [r0, c0] = [Math.max(0, i * sh - ph), Math.max(0, j * sw - pw)];
+    const [r1, c1] = [Math.min(H - 1, i * sh - ph + kh - 1), Math.min(W - 1, j * sw - pw + kw - 1)];
+    ui.notes(notes + " " + t("conv.receptive", { i, j, r0, r1, c0, c1 }));
   }
 
   function draw(p, revealed) {

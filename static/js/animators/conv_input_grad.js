@@ -57,12 +57,15 @@ export function convInputGrad(ui, { spec, layer }) {
     if (r >= P.length - eh || q >= row.length - ew) extra.push([r, q]);
     else if (!isDelta(r, q)) border.push([r, q]);
   }));
+  // Input cells (padded coords) that no forward window covered: their gradient is zero.
+  const uncovered = [];
+  for (let r = 0; r < Hp; r++) for (let q = 0; q < Wp; q++) if (r >= Hp - eh || q >= Wp - ew) uncovered.push([r, q]);
   const cropped = [];
   for (let r = 0; r < Hp; r++) for (let q = 0; q < Wp; q++) if (r < ph || q < pw || r >= Hp - ph || q >= Wp - pw) cropped.push([r, q]);
 
   ui.explain(t("convBack.input", { k: `${kh}×${kw}` }));
   ui.notes(t("convBack.scatterGather") + (cropped.length ? " " + t("convBack.crop", { ph, pw }) : "") +
-    (extra.length ? " " + t("conv.uncovered", { n: extra.length }) : ""));
+    (uncovered.length ? " " + t("conv.uncovered", { n: uncovered.length }) : ""));
   let cur = [0, 0];
   let sources = [];
 
@@ -103,6 +106,7 @@ export function convInputGrad(ui, { spec, layer }) {
     rG.draw(g);
     outG.drawPartial(g, revealed, outEmpty);
     outG.shade(g, cropped, CONFIG.colors.padding, 0.55);
+    if (uncovered.length) outG.shade(g, uncovered, CONFIG.colors.uncovered, 0.3);
     for (const [i, j] of sources) outG.outline(g, i * sh, j * sw, kh, kw, CONFIG.colors.highlight, 2);
     outG.outline(g, p, q, 1, 1, CONFIG.colors.focus, 3);
     if (ph || pw) outG.outline(g, ph, pw, H, W, CONFIG.colors.window, 2);

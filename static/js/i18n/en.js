@@ -105,6 +105,7 @@ export default {
   "conv.uncovered": "Red: {n} cells that no window reaches, because (H + 2p − k) is not divisible by the stride; they get zero gradient.",
   "conv.input": "a_prev, channel {c} (padded)",
   "conv.inputSub": "{shape} + padding {ph}×{pw}",
+  "conv.receptive": "Receptive field of z[{i}, {j}]: rows {r0}–{r1}, columns {c0}–{c1} of the input (green window).",
   "conv.window": "window in focus",
   "conv.kernel": "kernel w[{f}, {c}]",
   "conv.output": "z, channel {f}",

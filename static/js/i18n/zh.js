@@ -105,6 +105,7 @@ export default {
   "conv.uncovered": "红色：{n} 个没有任何窗口覆盖的格子，因为 (H + 2p − k) 不能被步长整除；它们的梯度为 0。",
   "conv.input": "a_prev，通道 {c}（已补零）",
   "conv.inputSub": "{shape}，补零 {ph}×{pw}",
+  "conv.receptive": "z[{i}, {j}] 的感受野：输入的第 {r0}–{r1} 行、第 {c0}–{c1} 列（绿色窗口）。",
   "conv.window": "当前窗口",
   "conv.kernel": "卷积核 w[{f}, {c}]",
   "conv.output": "z，通道 {f}",

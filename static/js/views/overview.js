@@ -83,7 +83,7 @@ export class Overview {
     c.getContext("2d").drawImage(LEGEND, 0, 0);
     const nums = el("div", "ov-legend-nums");
     for (const v of [-m, 0, m]) {
-      const s = el("span", "", vals ? fmt(v) : "");
+      const s = el("span", "", vals ? fmt(v, 2) : "");
       s.title = full(v);
       nums.append(s);
     }

@@ -79,8 +79,11 @@ async def http_error_handler(request: Request, exc: StarletteHTTPException) -> R
     if isinstance(detail, list):
         items = detail
     else:
+        loc = ["body"] if exc.status_code in (400, 413, 415) else []
+        if exc.status_code == 404:
+            loc = ["path"]
         items = [
-            {"loc": [], "msg": str(detail), "type": _HTTP_TYPES.get(exc.status_code, "http_error")}
+            {"loc": loc, "msg": str(detail), "type": _HTTP_TYPES.get(exc.status_code, "http_error")}
         ]
     return error_response(exc.status_code, items, headers=getattr(exc, "headers", None))
 

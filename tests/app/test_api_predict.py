@@ -151,3 +151,23 @@ def test_upload_without_file_field(client):
 
 def test_upload_unknown_model(client):
     assert_error(_upload(client, png_bytes(drawing()), model="nope"), 422, "body", "model")
+
+
+@pytest.mark.parametrize(
+    ("ctype", "body"),
+    [
+        ("multipart/form-data", b"abc"),
+        ("multipart/form-data; boundary=xyz", b"garbage"),
+        (
+            "multipart/form-data; boundary=xyz",
+            b"".join(
+                b'--xyz\r\nContent-Disposition: form-data; name="f%d"\r\n\r\nhi\r\n' % i
+                for i in range(10)
+            )
+            + b"--xyz--\r\n",
+        ),
+    ],
+)
+def test_malformed_multipart(client, ctype, body):
+    r = client.post("/api/predict", content=body, headers={"content-type": ctype})
+    assert_error(r, 400, "body")

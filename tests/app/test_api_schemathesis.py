@@ -3,6 +3,8 @@ and invalid ones, a bounded number per operation) and no response may be a 5xx."
 
 from __future__ import annotations
 
+import atexit
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -15,6 +17,7 @@ from app.security import CSP
 from app.settings import Settings
 
 _models = make_models_dir(Path(tempfile.mkdtemp(prefix="cnnviz-models-")))
+atexit.register(shutil.rmtree, _models, ignore_errors=True)
 schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(Settings(models_dir=_models)))
 
 

@@ -5,7 +5,8 @@ measures p50/p99 latency and requests/s of
 
 * `POST /api/predict` with a 280×280 drawing as JSON (3 decimals per pixel, as the UI sends),
 * `POST /api/predict` with the same drawing as a PNG upload,
-* `POST /api/trace` on the digit model (identity encoding, and gzip as a browser asks),
+* `POST /api/trace` on scenario 1 (a tiny response: the fixed cost of HTTP) and on the digit
+  model (4.9 MB of JSON; identity encoding, and gzip as a browser asks),
 
 and compares the HTTP latency at 1 client with the engine's own time for the same work,
 measured in this process (predict: `to_mnist` + forward; trace: `Network.trace`).
@@ -102,6 +103,13 @@ def workloads() -> dict[str, dict]:
             "gzip": False,
             "n": 300,
         },
+        "trace (scenario conv-dense)": {
+            "path": "/api/trace",
+            "body": b'{"scenario": "conv-dense"}',
+            "type": "application/json",
+            "gzip": False,
+            "n": 300,
+        },
         "trace (digits)": {
             "path": "/api/trace",
             "body": trace_body,
@@ -127,6 +135,7 @@ def engine_work() -> dict[str, tuple]:
     from app import services
     from app.schemas import TraceRequest
     from app.settings import Settings
+    from cnncore.scenarios import get as get_scenario
 
     settings = Settings()
     net, _ = models.load("digits")
@@ -149,6 +158,10 @@ def engine_work() -> dict[str, tuple]:
         net.trace(x28[None], 7)
 
     trace_pair = (trace, lambda: services.trace(trace_req, settings))
+    scenario = get_scenario("conv-dense")
+    scenario_net = scenario.network()
+    scenario_x = np.array(scenario.input, dtype=np.float64)
+    scenario_req = TraceRequest(scenario="conv-dense")
     return {
         "predict (JSON 280×280)": (
             predict_json,
@@ -157,6 +170,10 @@ def engine_work() -> dict[str, tuple]:
         "predict (PNG 280×280)": (
             predict_png,
             lambda: services.predict_upload("digits", png, settings),
+        ),
+        "trace (scenario conv-dense)": (
+            lambda: scenario_net.trace(scenario_x, scenario.target),
+            lambda: services.trace(scenario_req, settings),
         ),
         "trace (digits)": trace_pair,
         "trace (digits, gzip)": trace_pair,

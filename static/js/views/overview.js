@@ -16,7 +16,7 @@ function el(tag, cls, text) {
   return e;
 }
 
-const LEGEND = legendCanvas(96, 8);
+const LEGEND = legendCanvas(84, 8);
 
 export function layerName(spec) {
   if (!spec) return t("layer.input");
@@ -46,7 +46,7 @@ export class Overview {
     if (!trace || !step) return;
     const L = trace.layers.length;
     const mapsH = Math.max(60, this.root.clientHeight - 66);
-    this.colMax = Math.max(96, Math.min(CONFIG.overview.colMax, Math.floor(this.root.clientWidth / (L + 1)) - 22));
+    this.colMax = Math.max(120, Math.min(CONFIG.overview.colMax, Math.floor(this.root.clientWidth / (L + 1)) - 22));
     for (let k = 0; k <= L; k++) {
       const spec = k ? trace.network.layers[k - 1] : null;
       const shape = k ? spec.output_shape : trace.network.input_shape;
@@ -62,6 +62,7 @@ export class Overview {
       const head = el("button", "ov-head");
       head.type = "button";
       head.append(el("span", "ov-name", layerName(spec)), el("span", "ov-shape", shapeText(shape)));
+      head.title = layerName(spec);
       head.setAttribute("aria-label", t("overview.columnAria", { name: layerName(spec), shape: shapeText(shape) }));
       head.addEventListener("click", () => this.onPick(k));
       col.append(head);

@@ -1,6 +1,6 @@
 """Engine speed on the LeNet-style network: cnncore vs the naive loop oracle vs PyTorch CPU.
 
-    .venv/bin/python benchmarks/bench_engine.py [--quick]
+    .venv/bin/python benchmarks/bench_engine.py [--quick] [--threads N]
 
 Network: 1x28x28 -> conv 8@5x5 relu -> maxpool 2 -> conv 16@5x5 relu -> maxpool 2 -> flatten ->
 dense 10 softmax, cross-entropy. Inputs are seeded random images (the speed does not depend on
@@ -17,9 +17,12 @@ the pixel values).
 
 Times are medians of time.perf_counter() over repeats after warm-ups; the engine and PyTorch
 run in alternating blocks (engine x n, torch x n, engine x n, ...), so both see the same
-background load, each block after its own warm-up calls. PyTorch gets the same
-number of threads as NumPy's BLAS (OPENBLAS_NUM_THREADS, else the CPU count). Prints a markdown
-table with the ratios and the targets of issue 2:
+background load, each block after its own warm-up calls. A second table gives the best call
+of each, the figure least disturbed by other processes. PyTorch gets the same number of threads
+as NumPy's BLAS (OPENBLAS_NUM_THREADS, else the CPU count); `--threads N` sets both (the BLAS
+environment variables are set before NumPy is imported). On a loaded machine both libraries'
+spin-waiting thread pools slow down badly; compare `--threads 1`. Prints markdown tables with
+the ratios and the targets of issue 2:
     trace within 1.5x PyTorch float64; training >= 0.5x PyTorch float32 and >= 30x the oracle.
 """
 
@@ -32,7 +35,22 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
+
+def _threads_from_argv() -> str | None:
+    """--threads must act before NumPy loads OpenBLAS, so it is read here, before the import."""
+    for i, arg in enumerate(sys.argv):
+        if arg == "--threads" and i + 1 < len(sys.argv):
+            return sys.argv[i + 1]
+        if arg.startswith("--threads="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+if _threads_from_argv():
+    for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[_var] = _threads_from_argv()
+
+import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -192,6 +210,7 @@ def status(ok: bool | None) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer repeats (a smoke run)")
+    ap.add_argument("--threads", type=int, help="threads for NumPy's BLAS and PyTorch")
     args = ap.parse_args()
     rounds = 1 if args.quick else 3
     block = 10 if args.quick else 20  # engine and torch calls per block (trace and training)

@@ -122,6 +122,16 @@ def test_conv_forward_number_equals_the_trace(page, server):
     assert any(math.isclose(b, v) for row in a_prev[0] for v in row) or b == 0.0
 
 
+def test_clicking_an_output_cell_focuses_it(page):
+    go_to_step(page, 0)
+    x, y, cw, ch = json.loads(page.locator("#detail").get_attribute("data-out-grid"))
+    page.locator("#detail canvas").click(position={"x": x + 3.5 * cw, "y": y + 2.5 * ch})
+    d = page.locator("#detail")
+    assert (d.get_attribute("data-i"), d.get_attribute("data-j")) == ("2", "3")
+    assert d.get_attribute("data-sweeping") == "false"
+    assert "z[2, 3]" in page.locator("#detail-notes").text_content()
+
+
 def test_bias_gradient_is_the_sum_of_the_dz_shown(page, server):
     draw(page, ZERO)
     wait_settled(page)

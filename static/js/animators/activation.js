@@ -43,7 +43,8 @@ export function activation(ui, { trace, step, spec, layer }) {
   const grids = panels.map(([, m], k) => gridAt(places[k], { values: m, maxAbs: maxAbs(m) }).render());
   const plotPlace = plot ? places[places.length - 1] : null;
 
-  const key = backward ? (softCE ? "act.backSoftCE" : act === "softmax" ? "act.backSoftmax" : "act.back") : "act.forward";
+  const key = backward ? (softCE ? "act.backSoftCE" : act === "softmax" ? "act.backSoftmax" : "act.back")
+    : act === "softmax" ? "act.forwardSoftmax" : "act.forward";
   ui.explain(t(key, { g: act }));
   ui.notes(t("act.g." + act));
   let cur = [0, 0];
@@ -128,7 +129,7 @@ export function activation(ui, { trace, step, spec, layer }) {
       } else grid.draw(g);
       grid.outline(g, i, j, 1, 1, CONFIG.colors.focus, 3);
       const shape = z.vector ? `${z.n}` : `${rows}×${cols}`;
-      label(g, grid, t("panel." + panels[k][0], { c: ch }), shape);
+      label(g, grid, t("panel." + panels[k][0] + (z.vector ? "Vec" : ""), { c: ch }), shape);
       if (k) between(g, grids[k - 1], grid, backward && !softCE && k === 1 ? "⊙" : k === 1 && !backward ? "→" : softCE ? (k === 1 ? "−" : "=") : "=");
     });
     if (plot) drawPlot(g, fw.z.length && z.vector ? fw.z[i * cols + j] : pick(fw.z)[i][j]);

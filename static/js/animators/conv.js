@@ -30,6 +30,8 @@ export function convForward(ui, { spec, layer }) {
   const oPlace = places[places.length - 1];
   const out = gridAt(oPlace, { values: Z[f], maxAbs: maxAbs(Z[f]) }).render();
   const empty = gridAt(oPlace, { rows: Ho, cols: Wo, empty: true }).render();
+  // Where the output cells are on the canvas (lets tests click a cell).
+  ui.root.dataset.outGrid = JSON.stringify([out.x, out.y, out.cw, out.ch]);
   let win = null;
 
   // Rows/cols of the padded input that no window reaches when (H + 2p − k) is not divisible by s.

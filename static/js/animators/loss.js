@@ -58,12 +58,13 @@ export function loss(ui, { trace }) {
     grids.forEach((grid, k) => {
       grid.draw(g);
       grid.outline(g, i, j, 1, 1, CONFIG.colors.focus, 3);
-      if (k) between(g, grids[k - 1], grid, k === 1 ? "vs" : "→");
+      if (k) between(g, grids[k - 1], grid, k === 1 ? "↔" : "→");
     });
     const shape = A.vector ? `${A.n}` : `${rows}×${cols}`;
-    label(g, grids[0], t("panel.a", { c: ch }), shape);
-    label(g, grids[1], t("panel.y", { c: ch }), shape);
-    label(g, grids[2], t(softCE ? "panel.dz" : "panel.da", { c: ch }), shape);
+    const v = A.vector ? "Vec" : "";
+    label(g, grids[0], t("panel.a" + v, { c: ch }), shape);
+    label(g, grids[1], t("panel.y" + v, { c: ch }), shape);
+    label(g, grids[2], t((softCE ? "panel.dz" : "panel.da") + v, { c: ch }), shape);
     void p;
     void revealed;
   }

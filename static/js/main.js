@@ -157,6 +157,7 @@ subscribe(["target"], (s) => {
 document.addEventListener("keydown", (e) => {
   const tag = (e.target.tagName || "").toLowerCase();
   if (["input", "select", "textarea"].includes(tag) || e.target === $("pad") || e.altKey || e.ctrlKey || e.metaKey) return;
+  if (tag === "button" && (e.key === " " || e.key === "Enter")) return; // the focused button's own action
   if (e.key === "ArrowRight") go(get().step + 1);
   else if (e.key === "ArrowLeft") go(get().step - 1);
   else if (e.key === " ") togglePlay();

@@ -3,7 +3,7 @@
 
 import { CONFIG } from "../config.js";
 import { maxAbs } from "../math/tensor.js";
-import { grad, joined, math, mn, mo, mrow, product, sym } from "../math/mathml.js";
+import { grad, joined, math, mn, mo, mrow, product, sumLines, sym } from "../math/mathml.js";
 import { clear, label, t } from "./common.js";
 import { denseLayout, grid } from "./dense.js";
 
@@ -34,11 +34,11 @@ export function denseBackward(ui, { step, layer }) {
         mo("="), mn(db[p], { role: "db-value" }))];
     } else if (mode === "weight_grad") {
       const terms = a.map((v, k) => mrow(sym("w", `${p},${k}`), mo(":"), product(dz[p], v)));
-      f = [math(grad(sym("w", `${p},k`)), mo("="), grad(sym("z", p)), mo("·"), sym("a", "k")), math(joined(terms, ";", 10))];
+      f = [math(grad(sym("w", `${p},k`)), mo("="), grad(sym("z", p)), mo("·"), sym("a", "k")), math(joined(terms, ";", 7))];
     } else {
       const terms = dz.map((d, u) => product(Wt[u][p], d));
-      f = [math(grad(sym("a", p)), mo("="), mo("∑"), sym("w", `u,${p}`), grad(sym("z", "u"))), math(mo("="), joined(terms, "+", 12)),
-        math(mo("="), mn(dx[p], { role: "dx-value" }))];
+      f = [math(grad(sym("a", p)), mo("="), mo("∑"), sym("w", `u,${p}`), grad(sym("z", "u"))),
+        ...sumLines([mo("=")], terms, [mo("="), mn(dx[p], { role: "dx-value" })], 5, 2)];
     }
     ui.formula(...f);
     Object.assign(ui.root.dataset, { f: String(p), i: "0", j: String(p) });

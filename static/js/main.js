@@ -195,6 +195,7 @@ $("pad-clear").addEventListener("click", () => pad.clear());
 for (const b of document.querySelectorAll(".lang-btn")) b.addEventListener("click", () => setLang(b.dataset.lang));
 
 onLangChange((name) => {
+  pad.setPlaceholder(t("pad.placeholder"));
   for (const b of document.querySelectorAll(".lang-btn")) b.setAttribute("aria-pressed", String(b.dataset.lang === name));
   fillSources();
   fillTargets();

@@ -30,7 +30,7 @@ export function buildSteps(trace) {
       if (hasActivation(spec)) add("backward", "activation_back", i, col, true);
       add("backward", "bias_grad", i, col, true);
       add("backward", "weight_grad", i, col, true);
-      add("backward", "input_grad", i, i, true);
+      if (trace.layers[i].backward.dC_da_prev) add("backward", "input_grad", i, i, true);
     } else if (spec.type === "flatten") {
       add("backward", "flatten_back", i, i, true);
     } else {

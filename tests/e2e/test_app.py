@@ -220,3 +220,18 @@ def test_scenarios_step_through_without_errors(page, server, screenshots):
             if k == 0 and i == 0:
                 page.screenshot(path=str(screenshots / f"scenario-{sid}.png"))
     assert not page.messages.problems(), page.messages.problems()
+
+
+@pytest.mark.parametrize("size", [(1280, 720), (1920, 1080)])
+def test_layout_fits_the_screen_width(page, screenshots, size):
+    page.set_viewport_size({"width": size[0], "height": size[1]})
+    draw(page, ZERO)
+    wait_settled(page)
+    i = find_step(page, "weight_grad")
+    go_to_step(page, i)
+    page.wait_for_timeout(500)
+    overflow = page.evaluate("document.scrollingElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0
+    box = page.locator("#detail canvas").bounding_box()
+    assert box["width"] > 600 and box["height"] >= 230
+    page.screenshot(path=str(screenshots / f"layout-{size[0]}x{size[1]}.png"))

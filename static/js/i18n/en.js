@@ -10,6 +10,7 @@ export default {
 
   "pad.title": "Draw a digit",
   "pad.aria": "Drawing pad: draw a digit with the mouse, a finger or a pen. Backspace undoes, Delete clears.",
+  "pad.placeholder": "draw a digit here",
   "pad.undo": "Undo",
   "pad.undoAria": "Undo the last stroke",
   "pad.clear": "Clear",

@@ -10,6 +10,7 @@ export default {
 
   "pad.title": "画一个数字",
   "pad.aria": "画板：用鼠标、手指或触控笔画一个数字。退格键撤销，Delete 键清空。",
+  "pad.placeholder": "在这里画一个数字",
   "pad.undo": "撤销",
   "pad.undoAria": "撤销最后一笔",
   "pad.clear": "清空",

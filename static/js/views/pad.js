@@ -2,6 +2,7 @@
 // H×W grid of ink values in [0, 1] (ink = 1), downsampled so requests stay small.
 
 import { CONFIG } from "../config.js";
+import { FONT } from "./heatmap.js";
 
 const SEND_SIZE = 112; // pixels per side sent to /api/predict (the server makes the 28×28)
 
@@ -110,6 +111,20 @@ export class Pad {
 
   redraw() {
     this.paint(this.ctx, this.canvas.width);
+    if (this.strokes.length === 0 && this.placeholder) {
+      const c = this.ctx;
+      c.fillStyle = "#94a3b8";
+      c.font = `15px ${FONT}`;
+      c.textAlign = "center";
+      c.textBaseline = "middle";
+      c.fillText(this.placeholder, this.canvas.width / 2, this.canvas.height / 2);
+    }
+  }
+
+  /** The prompt shown on the empty pad (translated by the caller). */
+  setPlaceholder(text) {
+    this.placeholder = text;
+    this.redraw();
   }
 
   /** The drawing as SEND_SIZE rows of ink values (1 = ink, 0 = paper), 3 decimals. */

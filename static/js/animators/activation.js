@@ -143,5 +143,5 @@ export function activation(ui, { trace, step, spec, layer }) {
     return null;
   }
 
-  return { positions: z.vector ? z.n : rows * cols, select, draw, hit };
+  return { positions: z.vector ? z.n : rows * cols, select, draw, hit, grids: () => grids };
 }

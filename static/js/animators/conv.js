@@ -130,6 +130,6 @@ export function convForward(ui, { spec, layer }) {
     return h ? h[0] * Wo + h[1] : null;
   }
 
-  return { positions: Ho * Wo, select, draw, hit };
+  return { positions: Ho * Wo, select, draw, hit, grids: () => [input, win, kernel, out] };
 }
 

@@ -55,7 +55,7 @@ export function convBias(ui, { layer }) {
     return h ? h[0] * Wo + h[1] : null;
   }
 
-  return { positions: Ho * Wo, select, draw, hit };
+  return { positions: Ho * Wo, select, draw, hit, grids: () => [dzG, dbG] };
 }
 
 export function convWeight(ui, { spec, layer }) {
@@ -126,5 +126,5 @@ export function convWeight(ui, { spec, layer }) {
     return h ? h[0] * kw + h[1] : null;
   }
 
-  return { positions: kh * kw, select, draw, hit };
+  return { positions: kh * kw, select, draw, hit, grids: () => [aG, dG, prodG, dwG] };
 }

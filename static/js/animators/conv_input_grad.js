@@ -122,5 +122,5 @@ export function convInputGrad(ui, { spec, layer }) {
     return h ? h[0] * Wp + h[1] : null;
   }
 
-  return { positions: Hp * Wp, select, draw, hit };
+  return { positions: Hp * Wp, select, draw, hit, grids: () => [pG, rG, outG] };
 }

@@ -75,5 +75,5 @@ export function denseForward(ui, { spec, layer }) {
     return h ? h[0] : null;
   }
 
-  return { positions: units, select, draw, hit };
+  return { positions: units, select, draw, hit, grids: () => [topG, matG, zG, prodG] };
 }

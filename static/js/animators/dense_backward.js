@@ -71,5 +71,5 @@ export function denseBackward(ui, { step, layer }) {
     return h ? h[0] : null;
   }
 
-  return { positions: mode === "input_grad" ? inF : units, select, draw, hit };
+  return { positions: mode === "input_grad" ? inF : units, select, draw, hit, grids: () => [topG, matG, colG] };
 }

@@ -65,5 +65,5 @@ export function flatten(ui, { step, layer }) {
     return hm ? cur[0] * H * W + hm[0] * W + hm[1] : null;
   }
 
-  return { positions: C * H * W, select, draw, hit };
+  return { positions: C * H * W, select, draw, hit, grids: () => [vGrid, mGrids[cur[0]]] };
 }

@@ -77,5 +77,5 @@ export function loss(ui, { trace }) {
     return null;
   }
 
-  return { positions: A.vector ? A.n : rows * cols, select, draw, hit };
+  return { positions: A.vector ? A.n : rows * cols, select, draw, hit, grids: () => grids };
 }

@@ -96,5 +96,5 @@ export function poolForward(ui, { spec, layer }) {
     return h ? h[0] * Wo + h[1] : null;
   }
 
-  return { positions: Ho * Wo, select, draw, hit };
+  return { positions: Ho * Wo, select, draw, hit, grids: () => [input, win, out] };
 }

@@ -116,5 +116,5 @@ export function poolBackward(ui, { spec, layer }) {
     return h ? h[0] * Wo + h[1] : null;
   }
 
-  return { positions: Ho * Wo, select, draw, hit };
+  return { positions: Ho * Wo, select, draw, hit, grids: () => [aG, dG, accG] };
 }

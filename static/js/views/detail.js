@@ -2,6 +2,7 @@
 // A "sweep" moves the focus over every position (output cell, weight, …) at the chosen speed.
 
 import { CONFIG } from "../config.js";
+import { full } from "../format.js";
 import { t } from "../i18n.js";
 import { FONT } from "./heatmap.js";
 import { ANIMATORS } from "../animators/index.js";
@@ -227,10 +228,21 @@ export class DetailView {
     if (pos !== null && pos !== undefined) this.focus(pos);
   }
 
+  /** Pointer over a cell: a pointer cursor where a click moves the focus, the full value as a tooltip. */
   hover(e) {
     const r = this.canvas.getBoundingClientRect();
-    const pos = this.anim.hit ? this.anim.hit(e.clientX - r.left, e.clientY - r.top) : null;
+    const [x, y] = [e.clientX - r.left, e.clientY - r.top];
+    const pos = this.anim.hit ? this.anim.hit(x, y) : null;
     this.canvas.style.cursor = pos === null || pos === undefined ? "default" : "pointer";
+    let title = "";
+    for (const g of this.anim.grids ? this.anim.grids() : []) {
+      const cell = g && !g.empty ? g.hit(x, y) : null;
+      if (cell) {
+        title = full(g.valueAt(cell[0], cell[1]));
+        break;
+      }
+    }
+    if (this.canvas.title !== title) this.canvas.title = title;
   }
 
   /** Frames per second over the last `ms` milliseconds (for the performance test). */

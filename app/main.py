@@ -9,9 +9,7 @@ exception handlers -> routes.
 
 from __future__ import annotations
 
-import ctypes
 import importlib.util
-import os
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -49,40 +47,19 @@ class CnnvizAPI(FastAPI):
         return SecurityHeadersMiddleware(super().build_middleware_stack())
 
 
-_BLAS_SETTERS = (
-    "scipy_openblas_set_num_threads64_",
-    "scipy_openblas_set_num_threads",
-    "openblas_set_num_threads64_",
-    "openblas_set_num_threads",
-)
-
-
 def limit_blas_threads(n: int) -> bool:
-    """Run NumPy's OpenBLAS with `n` threads in this process (and in child processes, through
-    the environment). NumPy may already be loaded (`cnnviz serve` imports it before the app),
-    so the thread count is also set through OpenBLAS's own C function. True if it was set."""
+    """Run NumPy's BLAS with `n` threads in this process (threadpoolctl works after NumPy is
+    loaded, as it is when `cnnviz serve` starts). 0 leaves BLAS alone. True if a limit was set.
+
+    Why: on a small shared machine a multi-threaded BLAS makes each trace wait for a busy
+    core; one thread per worker process, scaled out with --workers, is faster.
+    """
     if n <= 0:
         return False
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(var, str(n))
-    done = False
-    try:
-        with open("/proc/self/maps") as f:
-            libs = {line.split()[-1] for line in f if "openblas" in line.lower()}
-    except OSError:
-        return False
-    for path in sorted(libs):
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for name in _BLAS_SETTERS:
-            setter = getattr(lib, name, None)
-            if setter is not None:
-                setter(ctypes.c_int(n))
-                done = True
-                break
-    return done
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=n, user_api="blas")
+    return True
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -45,8 +45,13 @@ def torch_epoch(net: Network, x: np.ndarray, y: np.ndarray, batch: int) -> float
     for spec, layer in zip(net.spec["layers"], net.layers, strict=True):
         t = spec["type"]
         if t == "conv2d":
-            m = nn.Conv2d(spec["in_channels"], spec["out_channels"], spec["kernel_size"],
-                          spec["stride"], spec["padding"])
+            m = nn.Conv2d(
+                spec["in_channels"],
+                spec["out_channels"],
+                spec["kernel_size"],
+                spec["stride"],
+                spec["padding"],
+            )
         elif t == "dense":
             m = nn.Linear(spec["in_features"], spec["units"])
         elif t == "maxpool2d":
@@ -95,8 +100,10 @@ def main() -> None:
     t_engine = sum(engine_epoch(net, x, y, args.batch_size) for _ in range(args.epochs))
     torch_epoch(net, x[:256], y[:256], args.batch_size)
     t_torch = [torch_epoch(net, x, y, args.batch_size) for _ in range(args.epochs)]
-    print(f"digit network {net.spec['param_count']:,} parameters, batch {args.batch_size}, "
-          f"{n:,} images, float32, Adam, {threads} threads\n")
+    print(
+        f"digit network {net.spec['param_count']:,} parameters, batch {args.batch_size}, "
+        f"{n:,} images, float32, Adam, {threads} threads\n"
+    )
     print("| implementation | seconds | images/s |")
     print("| --- | ---: | ---: |")
     print(f"| cnncore (NumPy) | {t_engine:.1f} | {n / t_engine:,.0f} |")

@@ -7,7 +7,8 @@ Layout is PyTorch's: activations are NCHW, conv weights are (out_channels, in_ch
 Shapes use H_out = floor((H + 2*padding - kH) / stride) + 1.
 
 The loops that remain run over kernel offsets (kH*kW iterations, e.g. 25), never over pixels or
-samples: each iteration is one strided slice-add over the whole batch.
+samples: each iteration is one strided slice (a view) copied or added over the whole batch.
+Uncovered input cells (when (H + 2p - k) is not divisible by s) keep a zero gradient.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 Pair = tuple[int, int]
 
@@ -39,25 +39,29 @@ def crop_nchw(x: np.ndarray, padding: Pair) -> np.ndarray:
     return x[:, :, ph : x.shape[2] - ph, pw : x.shape[3] - pw]
 
 
-def windows(x_pad: np.ndarray, kernel: Pair, stride: Pair) -> np.ndarray:
-    """Strided view of every window: (N, C, H, W) -> (N, C, H_out, W_out, kH, kW). No copy."""
-    view = sliding_window_view(x_pad, kernel, axis=(2, 3))
-    return view[:, :, :: stride[0], :: stride[1]]
+def offset_slice(x_pad: np.ndarray, u: int, v: int, stride: Pair, out_hw: Pair) -> np.ndarray:
+    """The input cells that kernel offset (u, v) meets at every output position.
 
-
-def _scatter_windows(dwin: np.ndarray, padded_shape: tuple, stride: Pair) -> np.ndarray:
-    """Adjoint of `windows`: add (N, C, H_out, W_out, kH, kW) back onto the padded input.
-
-    Windows overlap when stride < kernel, so contributions add up; cells no window covers
-    (when (H + 2p - k) is not divisible by s) keep a zero gradient.
+    Shapes: x_pad (..., H_pad, W_pad) -> view (..., H_out, W_out), where
+    view[..., i, j] = x_pad[..., i*s_h + u, j*s_w + v]. A strided view: no copy.
     """
-    n, c, h_out, w_out, kh, kw = dwin.shape
-    sh, sw = stride
-    dx = np.zeros(padded_shape, dtype=dwin.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            dx[:, :, i : i + sh * h_out : sh, j : j + sw * w_out : sw] += dwin[:, :, :, :, i, j]
-    return dx
+    (sh, sw), (ho, wo) = stride, out_hw
+    return x_pad[..., u : u + sh * ho : sh, v : v + sw * wo : sw]
+
+
+def offsets(kernel: Pair):
+    """Every kernel offset (u, v) in row-major order, with its flat index u*kW + v."""
+    kh, kw = kernel
+    for u in range(kh):
+        for v in range(kw):
+            yield u, v, u * kw + v
+
+
+def output_hw(x_shape: tuple, kernel: Pair, stride: Pair, padding: Pair) -> Pair:
+    return (
+        out_size(x_shape[-2], kernel[0], stride[0], padding[0]),
+        out_size(x_shape[-1], kernel[1], stride[1], padding[1]),
+    )
 
 
 # --------------------------------------------------------------------------- convolution
@@ -66,7 +70,7 @@ def _scatter_windows(dwin: np.ndarray, padded_shape: tuple, stride: Pair) -> np.
 @dataclass
 class ConvCache:
     x_shape: tuple
-    cols: np.ndarray  # (N*H_out*W_out, C*kH*kW): the im2col matrix
+    cols: np.ndarray  # (kH, kW, C_in, N, H_out, W_out): im2col, one slab per kernel offset
     w: np.ndarray
     stride: Pair
     padding: Pair
@@ -80,16 +84,21 @@ def conv2d_forward(
 
     Shapes: x (N, C_in, H, W), w (C_out, C_in, kH, kW), b (C_out,) -> z (N, C_out, H_out, W_out).
     z[n, f, i, j] = b[f] + sum_{c,u,v} x_pad[n, c, i*s + u, j*s + v] * w[f, c, u, v].
+
+    im2col with one contiguous slab per kernel offset (kH*kW strided copies), then one BLAS
+    matrix product for all samples, positions and filters.
     """
     n = x.shape[0]
     c_out, c_in, kh, kw = w.shape
-    win = windows(pad_nchw(x, padding), (kh, kw), stride)  # (N, C, Ho, Wo, kH, kW)
-    h_out, w_out = win.shape[2], win.shape[3]
-    cols = win.transpose(0, 2, 3, 1, 4, 5).reshape(n * h_out * w_out, c_in * kh * kw)
-    z = cols @ w.reshape(c_out, -1).T + b  # one BLAS call
-    z = z.reshape(n, h_out, w_out, c_out).transpose(0, 3, 1, 2)
-    cache = ConvCache(x.shape, cols, w, stride, padding, (h_out, w_out))
-    return np.ascontiguousarray(z), cache
+    ho, wo = out_hw = output_hw(x.shape, (kh, kw), stride, padding)
+    x_pad = pad_nchw(x, padding).transpose(1, 0, 2, 3)  # (C_in, N, H_pad, W_pad) view
+    cols = np.empty((kh, kw, c_in, n, ho, wo), dtype=np.result_type(x, w))
+    for u, v, _ in offsets((kh, kw)):
+        cols[u, v] = offset_slice(x_pad, u, v, stride, out_hw)
+    w_mat = w.transpose(0, 2, 3, 1).reshape(c_out, kh * kw * c_in)
+    z = w_mat @ cols.reshape(kh * kw * c_in, -1) + b[:, None]  # (C_out, N*Ho*Wo)
+    z = z.reshape(c_out, n, ho, wo).transpose(1, 0, 2, 3)
+    return np.ascontiguousarray(z), ConvCache(x.shape, cols, w, stride, padding, out_hw)
 
 
 def conv2d_backward(
@@ -107,25 +116,24 @@ def conv2d_backward(
     w = cache.w
     c_out, c_in, kh, kw = w.shape
     n = dz.shape[0]
-    h_out, w_out = cache.out_hw
+    ho, wo = cache.out_hw
     db = dz.sum(axis=(0, 2, 3))
-    dw = (dz.transpose(1, 0, 2, 3).reshape(c_out, -1) @ cache.cols).reshape(w.shape)
-    if not need_dx:
-        return None, dw, db
-    # Columns' gradient laid out (kH, kW, C_in, N*H_out*W_out): each kernel offset is then one
-    # contiguous slab, so the scatter below adds whole slabs.
     dz_t = dz.transpose(1, 0, 2, 3).reshape(c_out, -1)  # (C_out, N*Ho*Wo)
+    cols = cache.cols.reshape(kh * kw * c_in, -1)
+    dw = (dz_t @ cols.T).reshape(c_out, kh, kw, c_in).transpose(0, 3, 1, 2)
+    if not need_dx:
+        return None, np.ascontiguousarray(dw), db
+    # The columns' gradient in the same slab layout: each kernel offset adds one whole slab
+    # back onto the input cells it met.
     w_t = w.transpose(2, 3, 1, 0).reshape(kh * kw * c_in, c_out)
-    dcols = (w_t @ dz_t).reshape(kh, kw, c_in, n, h_out, w_out)
+    dcols = (w_t @ dz_t).reshape(kh, kw, c_in, n, ho, wo)
     ph, pw = cache.padding
     _, _, h, wd = cache.x_shape
-    sh, sw = cache.stride
     dx_pad = np.zeros((c_in, n, h + 2 * ph, wd + 2 * pw), dtype=dz.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            dx_pad[:, :, i : i + sh * h_out : sh, j : j + sw * w_out : sw] += dcols[i, j]
-    dx = crop_nchw(dx_pad, cache.padding).transpose(1, 0, 2, 3)
-    return np.ascontiguousarray(dx), dw, db
+    for u, v, _ in offsets((kh, kw)):
+        offset_slice(dx_pad, u, v, cache.stride, cache.out_hw)[...] += dcols[u, v]
+    dx = crop_nchw(dx_pad.transpose(1, 0, 2, 3), cache.padding)
+    return np.ascontiguousarray(dx), np.ascontiguousarray(dw), db
 
 
 # --------------------------------------------------------------------------- pooling
@@ -134,7 +142,7 @@ def conv2d_backward(
 @dataclass
 class MaxPoolCache:
     x_shape: tuple
-    argmax: np.ndarray  # (N, C, H_out, W_out) flat index into the kH*kW window
+    argmax: np.ndarray  # (N, C, H_out, W_out) flat index u*kW + v into the kH*kW window
     kernel: Pair
     stride: Pair
     padding: Pair
@@ -146,13 +154,21 @@ def maxpool2d_forward(
     """Max over each window; padding counts as -inf, as in PyTorch.
 
     Shapes: x (N, C, H, W) -> out (N, C, H_out, W_out). Ties go to the first maximum in
-    row-major window order, which is what PyTorch does.
+    row-major window order, which is what PyTorch does: an offset replaces the best so far only
+    when strictly greater.
     """
-    win = windows(pad_nchw(x, padding, -np.inf), kernel, stride)
-    flat = win.reshape(*win.shape[:4], -1)
-    argmax = flat.argmax(axis=-1)  # np.argmax returns the first occurrence on ties
-    out = np.take_along_axis(flat, argmax[..., None], axis=-1)[..., 0]
-    return out, MaxPoolCache(x.shape, argmax, kernel, stride, padding)
+    out_hw = output_hw(x.shape, kernel, stride, padding)
+    x_pad = pad_nchw(x, padding, -np.inf)
+    best = argmax = None
+    for u, v, k in offsets(kernel):
+        cand = offset_slice(x_pad, u, v, stride, out_hw)
+        if best is None:
+            best, argmax = cand.copy(), np.zeros(cand.shape, dtype=np.int32)
+            continue
+        better = cand > best
+        np.maximum(best, cand, out=best)
+        argmax[better] = k
+    return best, MaxPoolCache(x.shape, argmax, kernel, stride, padding)
 
 
 def maxpool2d_argmax_rc(cache: MaxPoolCache) -> np.ndarray:
@@ -170,12 +186,14 @@ def maxpool2d_backward(dout: np.ndarray, cache: MaxPoolCache) -> np.ndarray:
 
     Shapes: dout (N, C, H_out, W_out) -> dx (N, C, H, W).
     """
-    kh, kw = cache.kernel
-    onehot = cache.argmax[..., None] == np.arange(kh * kw)  # (N, C, Ho, Wo, kH*kW)
-    dwin = (onehot * dout[..., None]).reshape(*dout.shape, kh, kw)
     n, c, h, w = cache.x_shape
     ph, pw = cache.padding
-    dx_pad = _scatter_windows(dwin, (n, c, h + 2 * ph, w + 2 * pw), cache.stride)
+    dx_pad = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=dout.dtype)
+    out_hw = dout.shape[2:]
+    for u, v, k in offsets(cache.kernel):
+        offset_slice(dx_pad, u, v, cache.stride, out_hw)[...] += np.where(
+            cache.argmax == k, dout, 0.0
+        )
     return np.ascontiguousarray(crop_nchw(dx_pad, cache.padding))
 
 
@@ -195,9 +213,13 @@ def avgpool2d_forward(
 
     Shapes: x (N, C, H, W) -> out (N, C, H_out, W_out).
     """
-    win = windows(pad_nchw(x, padding), kernel, stride)
-    out = win.mean(axis=(-2, -1))
-    return out, AvgPoolCache(x.shape, kernel, stride, padding, out.shape[2:])
+    out_hw = output_hw(x.shape, kernel, stride, padding)
+    x_pad = pad_nchw(x, padding)
+    total = np.zeros((*x.shape[:2], *out_hw), dtype=x.dtype)
+    for u, v, _ in offsets(kernel):
+        total += offset_slice(x_pad, u, v, stride, out_hw)
+    out = total / (kernel[0] * kernel[1])
+    return out, AvgPoolCache(x.shape, kernel, stride, padding, out_hw)
 
 
 def avgpool2d_backward(dout: np.ndarray, cache: AvgPoolCache) -> np.ndarray:
@@ -207,10 +229,11 @@ def avgpool2d_backward(dout: np.ndarray, cache: AvgPoolCache) -> np.ndarray:
     """
     kh, kw = cache.kernel
     share = dout / (kh * kw)
-    dwin = np.broadcast_to(share[..., None, None], (*dout.shape, kh, kw))
     n, c, h, w = cache.x_shape
     ph, pw = cache.padding
-    dx_pad = _scatter_windows(dwin, (n, c, h + 2 * ph, w + 2 * pw), cache.stride)
+    dx_pad = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=dout.dtype)
+    for u, v, _ in offsets(cache.kernel):
+        offset_slice(dx_pad, u, v, cache.stride, cache.out_hw)[...] += share
     return np.ascontiguousarray(crop_nchw(dx_pad, cache.padding))
 
 
@@ -218,7 +241,10 @@ def avgpool2d_backward(dout: np.ndarray, cache: AvgPoolCache) -> np.ndarray:
 
 
 def dense_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """z = x @ w.T + b. Shapes: x (N, in_features), w (units, in_features), b (units,) -> (N, units)."""
+    """z = x @ w.T + b.
+
+    Shapes: x (N, in_features), w (units, in_features), b (units,) -> z (N, units).
+    """
     return x @ w.T + b, x
 
 

@@ -55,8 +55,13 @@ class Layer:
         a = activations.activate(self.activation, z)
         return a, Record(a_prev=a_prev, z=z, a=a, cache=cache)
 
-    def backward(self, rec: Record, dC_da: np.ndarray | None, dC_dz: np.ndarray | None = None,
-                 need_dx: bool = True):
+    def backward(
+        self,
+        rec: Record,
+        dC_da: np.ndarray | None,
+        dC_dz: np.ndarray | None = None,
+        need_dx: bool = True,
+    ):
         """Fill `rec` with gradients. Pass `dC_dz` directly when the loss simplified it."""
         rec.dC_da = dC_da
         if dC_dz is None:
@@ -160,9 +165,7 @@ def init_params(layer: Layer, rng: np.random.Generator) -> None:
     w = layer.params["w"]
     fan_in = int(np.prod(w.shape[1:]))
     fan_out = w.shape[0] * int(np.prod(w.shape[2:]))
-    if layer.activation == "relu":
-        std = np.sqrt(2.0 / fan_in)
-    else:
-        std = np.sqrt(2.0 / (fan_in + fan_out))
+    fan = fan_in / 2 if layer.activation == "relu" else (fan_in + fan_out) / 2
+    std = np.sqrt(1.0 / fan)
     layer.params["w"] = rng.normal(0.0, std, size=w.shape)
     layer.params["b"] = np.zeros_like(layer.params["b"])

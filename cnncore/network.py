@@ -1,9 +1,9 @@
 """A network built from a spec: forward, loss, backward, and the per-layer trace.
 
-    net = Network.from_spec(spec, seed=0)          # or params=[{"w": ..., "b": ...}, {}, ...]
-    probs = net.predict(x)                         # x: (N, C, H, W)
-    loss, grads = net.loss_and_grads(x, targets)   # batched, any float dtype (float32 trains)
-    trace = net.trace(x1, target)                  # one sample, float64, every tensor recorded
+net = Network.from_spec(spec, seed=0)          # or params=[{"w": ..., "b": ...}, {}, ...]
+probs = net.predict(x)                         # x: (N, C, H, W)
+loss, grads = net.loss_and_grads(x, targets)   # batched, any float dtype (float32 trains)
+trace = net.trace(x1, target)                  # one sample, float64, every tensor recorded
 """
 
 from __future__ import annotations
@@ -117,9 +117,11 @@ class Network:
         Values are copied as float64 arrays; shapes must match PyTorch's layout exactly.
         """
         if not isinstance(params, list | tuple) or len(params) != len(self.layers):
-            raise SpecError(f"params must be a list with one entry per layer "
-                            f"({len(self.layers)}), use {{}} for layers without parameters",
-                            ("params",))
+            raise SpecError(
+                f"params must be a list with one entry per layer "
+                f"({len(self.layers)}), use {{}} for layers without parameters",
+                ("params",),
+            )
         new = []
         for i, (layer, p) in enumerate(zip(self.layers, params, strict=True)):
             p = p or {}
@@ -129,16 +131,26 @@ class Network:
             entry = {}
             for k, ref in layer.params.items():
                 try:
-                    arr = np.array(p[k], dtype=np.float64)
+                    raw = np.asarray(p[k])
+                    if raw.dtype.kind not in "iuf":  # no strings, booleans or objects
+                        raise TypeError(raw.dtype)
+                    arr = raw.astype(np.float64)
                 except (ValueError, TypeError) as exc:
-                    raise SpecError(f"params[{i}].{k} ({layer.type}): not a regular array of "
-                                    f"numbers", ("params", i, k)) from exc
+                    raise SpecError(
+                        f"params[{i}].{k} ({layer.type}): not a regular array of numbers",
+                        ("params", i, k),
+                    ) from exc
                 if arr.shape != ref.shape:
-                    raise SpecError(f"params[{i}].{k} ({layer.type}): shape {list(arr.shape)} "
-                                    f"but the layer needs {list(ref.shape)}", ("params", i, k))
+                    raise SpecError(
+                        f"params[{i}].{k} ({layer.type}): shape {list(arr.shape)} "
+                        f"but the layer needs {list(ref.shape)}",
+                        ("params", i, k),
+                    )
                 if not np.all(np.isfinite(arr)):
-                    raise SpecError(f"params[{i}].{k} ({layer.type}): NaN or infinity is not "
-                                    "allowed", ("params", i, k))
+                    raise SpecError(
+                        f"params[{i}].{k} ({layer.type}): NaN or infinity is not allowed",
+                        ("params", i, k),
+                    )
                 entry[k] = arr
             new.append(entry)
         for layer, entry in zip(self.layers, new, strict=True):
@@ -174,8 +186,13 @@ class Network:
         """Targets to arrays shaped like the output: class indices become one-hot rows."""
         out_shape = tuple(self.spec["output_shape"])
         t = np.asarray(target)
-        if self.loss_name == "cross_entropy" and len(out_shape) == 1 and t.ndim <= 1 and \
-                t.size == n and np.issubdtype(t.dtype, np.integer):
+        if (
+            self.loss_name == "cross_entropy"
+            and len(out_shape) == 1
+            and t.ndim <= 1
+            and t.size == n
+            and np.issubdtype(t.dtype, np.integer)
+        ):
             k = out_shape[0]
             idx = t.reshape(n)
             if idx.min() < 0 or idx.max() >= k:
@@ -185,8 +202,11 @@ class Network:
             return y
         y = t.astype(dtype).reshape(n, *out_shape) if t.size == n * np.prod(out_shape) else None
         if y is None:
-            raise SpecError(f"target must be shaped like the output {list(out_shape)}" +
-                            (" or be a class index" if self.is_classifier else ""), ("target",))
+            raise SpecError(
+                f"target must be shaped like the output {list(out_shape)}"
+                + (" or be a class index" if self.is_classifier else ""),
+                ("target",),
+            )
         return y
 
     def backward(self, records: list[Record], y: np.ndarray, input_grad: bool = True) -> float:
@@ -220,8 +240,11 @@ class Network:
         Shapes: x (C, H, W) (or (1, C, H, W)); target a class index or shaped like the output.
         """
         x = np.asarray(x, dtype=np.float64).reshape(1, *self.input_shape)
-        net = self if all(p.dtype == np.float64 for lp in self.params for p in lp.values()) \
+        net = (
+            self
+            if all(p.dtype == np.float64 for lp in self.params for p in lp.values())
             else self.astype(np.float64)
+        )
         a, records = net.forward(x)
         y = net.encode_target(target if np.ndim(target) else [target], 1)
         loss = net.backward(records, y)

@@ -16,8 +16,9 @@ Params = list[dict[str, np.ndarray]]
 
 
 class SGD:
-    def __init__(self, params: Params, lr: float = 0.01, momentum: float = 0.0,
-                 weight_decay: float = 0.0):
+    def __init__(
+        self, params: Params, lr: float = 0.01, momentum: float = 0.0, weight_decay: float = 0.0
+    ):
         self.params, self.lr, self.momentum, self.weight_decay = params, lr, momentum, weight_decay
         self.velocity = [{k: np.zeros_like(v) for k, v in p.items()} for p in params]
 
@@ -33,8 +34,14 @@ class SGD:
 
 
 class Adam:
-    def __init__(self, params: Params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 0.0):
+    def __init__(
+        self,
+        params: Params,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+    ):
         self.params, self.lr, self.betas, self.eps = params, lr, betas, eps
         self.weight_decay = weight_decay
         self.m = [{k: np.zeros_like(v) for k, v in p.items()} for p in params]
@@ -55,8 +62,9 @@ class Adam:
                 p[k] -= self.lr * (m[k] / c1) / (np.sqrt(v[k] / c2) + self.eps)
 
 
-def make_optimizer(name: str, params: Params, lr: float, momentum: float = 0.9,
-                   weight_decay: float = 0.0):
+def make_optimizer(
+    name: str, params: Params, lr: float, momentum: float = 0.9, weight_decay: float = 0.0
+):
     if name == "adam":
         return Adam(params, lr=lr, weight_decay=weight_decay)
     if name == "sgd":

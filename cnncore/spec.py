@@ -25,8 +25,14 @@ _ALLOWED_KEYS = {
     "dense": {"type", "units", "activation"},
 }
 # Keys that `normalize_spec` adds; accepted on input so a normalized spec normalizes again.
-_DERIVED_KEYS = {"input_shape", "output_shape", "param_count", "multiply_adds", "in_channels",
-                 "in_features"}
+_DERIVED_KEYS = {
+    "input_shape",
+    "output_shape",
+    "param_count",
+    "multiply_adds",
+    "in_channels",
+    "in_features",
+}
 
 
 class SpecError(ValueError):
@@ -88,8 +94,9 @@ def _padding(layer: _Layer, kernel: list[int], stride: list[int], pool: bool) ->
             )
         return [(kernel[0] - 1) // 2, (kernel[1] - 1) // 2]
     if isinstance(raw, str):
-        raise layer.error(f"'padding' must be a number, [h, w], 'valid' or 'same', got {raw!r}",
-                          "padding")
+        raise layer.error(
+            f"'padding' must be a number, [h, w], 'valid' or 'same', got {raw!r}", "padding"
+        )
     pad = layer.pair("padding", 0, minimum=0)
     if pool and (pad[0] > kernel[0] // 2 or pad[1] > kernel[1] // 2):
         raise layer.error(
@@ -110,8 +117,7 @@ def _spatial(layer: _Layer, shape: list[int], out: dict, pool: bool) -> tuple[in
     stride = layer.pair("stride", kernel if pool else 1)
     pad = _padding(layer, kernel, stride, pool)
     _, h, w = shape
-    for axis, size, k, s, p in (("height", h, kernel[0], stride[0], pad[0]),
-                                ("width", w, kernel[1], stride[1], pad[1])):
+    for axis, size, k, p in (("height", h, kernel[0], pad[0]), ("width", w, kernel[1], pad[1])):
         if size + 2 * p < k:
             raise layer.error(
                 f"kernel_size {k} is larger than the padded input {axis} {size + 2 * p} "
@@ -125,8 +131,9 @@ def _spatial(layer: _Layer, shape: list[int], out: dict, pool: bool) -> tuple[in
 def _activation(layer: _Layer, is_last: bool) -> str:
     act = layer.raw.get("activation", "identity")
     if act not in ACTIVATIONS:
-        raise layer.error(f"unknown activation {act!r}; use one of {', '.join(ACTIVATIONS)}",
-                          "activation")
+        raise layer.error(
+            f"unknown activation {act!r}; use one of {', '.join(ACTIVATIONS)}", "activation"
+        )
     if act == "softmax" and not is_last:
         raise layer.error("softmax is only allowed on the last layer", "activation")
     return act
@@ -170,8 +177,9 @@ def _normalize_layer(layer: _Layer, shape: list[int], is_last: bool) -> dict:
         out_shape = [units]
     if min(out_shape) < 1:
         raise layer.error(f"the output shape {out_shape} is empty")
-    out.update(input_shape=list(shape), output_shape=out_shape, param_count=params,
-               multiply_adds=madds)
+    out.update(
+        input_shape=list(shape), output_shape=out_shape, param_count=params, multiply_adds=madds
+    )
     return out
 
 
@@ -184,13 +192,22 @@ def normalize_spec(spec: Any) -> dict:
         raise SpecError("the network spec must be a JSON object", ())
     extra = set(spec) - {"input_shape", "layers", "loss", "output_shape", "param_count"}
     if extra:
-        raise SpecError(f"unknown key(s) {sorted(extra)} in the network spec; it takes "
-                        "input_shape, layers and loss", (sorted(extra)[0],))
+        raise SpecError(
+            f"unknown key(s) {sorted(extra)} in the network spec; it takes "
+            "input_shape, layers and loss",
+            (sorted(extra)[0],),
+        )
     shape = spec.get("input_shape")
-    if not (isinstance(shape, list | tuple) and len(shape) == 3
-            and all(_is_int(v) and v >= 1 for v in shape)):
-        raise SpecError(f"input_shape must be [channels, height, width] of positive whole "
-                        f"numbers, got {shape!r}", ("input_shape",))
+    if not (
+        isinstance(shape, list | tuple)
+        and len(shape) == 3
+        and all(_is_int(v) and v >= 1 for v in shape)
+    ):
+        raise SpecError(
+            f"input_shape must be [channels, height, width] of positive whole "
+            f"numbers, got {shape!r}",
+            ("input_shape",),
+        )
     layers = spec.get("layers")
     if not isinstance(layers, list) or not layers:
         raise SpecError("layers must be a non-empty list", ("layers",))
@@ -200,8 +217,10 @@ def normalize_spec(spec: Any) -> dict:
         if not isinstance(raw, dict):
             raise SpecError(f"layer {i}: each layer must be an object with a 'type'", ("layers", i))
         if raw.get("type") not in LAYER_TYPES:
-            raise SpecError(f"layer {i}: unknown type {raw.get('type')!r}; use one of "
-                            f"{', '.join(LAYER_TYPES)}", ("layers", i, "type"))
+            raise SpecError(
+                f"layer {i}: unknown type {raw.get('type')!r}; use one of {', '.join(LAYER_TYPES)}",
+                ("layers", i, "type"),
+            )
         norm = _normalize_layer(_Layer(i, raw), shape, is_last=i == len(layers) - 1)
         out_layers.append(norm)
         shape = norm["output_shape"]
@@ -210,8 +229,11 @@ def normalize_spec(spec: Any) -> dict:
     if loss not in LOSSES:
         raise SpecError(f"unknown loss {loss!r}; use one of {', '.join(LOSSES)}", ("loss",))
     if loss == "cross_entropy" and last_act != "softmax":
-        raise SpecError("cross_entropy needs a last layer with activation 'softmax' (its outputs "
-                        "must be probabilities)", ("loss",))
+        raise SpecError(
+            "cross_entropy needs a last layer with activation 'softmax' (its outputs "
+            "must be probabilities)",
+            ("loss",),
+        )
     return {
         "input_shape": list(spec["input_shape"]),
         "layers": out_layers,

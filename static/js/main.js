@@ -167,6 +167,15 @@ document.addEventListener("keydown", (e) => {
   e.preventDefault();
 });
 
+let resizeTimer = 0;
+window.addEventListener("resize", () => {
+  clearTimeout(resizeTimer);
+  resizeTimer = setTimeout(() => {
+    const s = get();
+    if (s.trace) overview.render(s.trace, s.steps[s.step]);
+  }, 150);
+});
+
 // ------------------------------------------------------------------ sources, target, language
 function fillTargets() {
   const sel = $("target-select");

@@ -86,6 +86,7 @@ def test_draw_one_and_zero_are_predicted(page, screenshots):
 SHOTS = ("conv", "activation", "pool", "dense", "loss", "weight_grad", "input_grad", "pool_back")
 
 
+@needs_model
 def test_every_step_of_the_digit_model_without_console_errors(page, screenshots):
     draw(page, ONE)
     wait_settled(page)
@@ -115,6 +116,7 @@ def test_every_step_of_the_digit_model_without_console_errors(page, screenshots)
     assert not page.messages.problems(), page.messages.problems()
 
 
+@needs_model
 def test_conv_forward_number_equals_the_trace(page, server):
     body = traced_request(page, lambda: (draw(page, ONE), wait_settled(page)))
     trace = httpx.post(server + "/api/trace", json=body, timeout=30).json()
@@ -136,6 +138,7 @@ def test_conv_forward_number_equals_the_trace(page, server):
     assert any(math.isclose(b, v) for row in a_prev[0] for v in row) or b == 0.0
 
 
+@needs_model
 def test_clicking_an_output_cell_focuses_it(page):
     go_to_step(page, 0)
     x, y, cw, ch = json.loads(page.locator("#detail").get_attribute("data-out-grid"))
@@ -150,6 +153,7 @@ def test_clicking_an_output_cell_focuses_it(page):
     assert page.locator("#detail canvas").get_attribute("title") == z
 
 
+@needs_model
 def test_bias_gradient_is_the_sum_of_the_dz_shown(page, server):
     draw(page, ZERO)
     wait_settled(page)
@@ -162,6 +166,7 @@ def test_bias_gradient_is_the_sum_of_the_dz_shown(page, server):
     assert math.isclose(sum(shown_dz), db, rel_tol=1e-9, abs_tol=1e-12)
 
 
+@needs_model
 def test_conv_detail_runs_at_a_smooth_frame_rate(page, screenshots):
     draw(page, ONE)
     wait_settled(page)
@@ -200,6 +205,7 @@ def test_controls_are_labelled_and_keyboard_works(page):
     assert page.locator("#step-play").get_attribute("aria-pressed") == "false"
 
 
+@needs_model
 def test_target_change_retraces(page):
     draw(page, ONE)
     wait_settled(page)
@@ -236,6 +242,7 @@ def test_scenarios_step_through_without_errors(page, server, screenshots):
     assert not page.messages.problems(), page.messages.problems()
 
 
+@needs_model
 @pytest.mark.parametrize("size", [(1280, 720), (1920, 1080)])
 def test_layout_fits_the_screen_width(page, screenshots, size):
     page.set_viewport_size({"width": size[0], "height": size[1]})

@@ -66,8 +66,11 @@ export class Overview {
       head.setAttribute("aria-label", t("overview.columnAria", { name: layerName(spec), shape: shapeText(shape) }));
       head.addEventListener("click", () => this.onPick(k));
       col.append(head);
-      const vals = computed ? this.values(trace, k, grad) : null;
-      col.append(this.legend(vals, grad));
+      // While a conv or dense step computes z, its column shows z (the activation comes next).
+      const showZ = !grad && k === step.column && (step.kind === "conv" || step.kind === "dense") &&
+        trace.network.layers[k - 1].activation !== "identity";
+      const vals = !computed ? null : showZ ? trace.layers[k - 1].forward.z : this.values(trace, k, grad);
+      col.append(this.legend(vals, grad ? "∂C/∂a" : showZ ? "z" : "a"));
       col.append(this.maps(vals, mapsH, grad ? t("overview.grad") : t("overview.act")));
       this.root.append(col);
     }
@@ -75,7 +78,7 @@ export class Overview {
     if (cur) cur.scrollIntoView({ block: "nearest", inline: "nearest" });
   }
 
-  legend(vals, grad) {
+  legend(vals, kind) {
     const box = el("div", "ov-legend");
     const m = vals ? maxAbs(vals) : 0;
     const c = el("canvas", "ov-legend-bar");
@@ -88,7 +91,7 @@ export class Overview {
       s.title = full(v);
       nums.append(s);
     }
-    box.append(el("span", "ov-kind", grad ? "∂C/∂a" : "a"), c, nums);
+    box.append(el("span", "ov-kind", kind), c, nums);
     return box;
   }
 

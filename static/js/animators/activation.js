@@ -4,7 +4,7 @@
 import { CONFIG } from "../config.js";
 import { fmt } from "../format.js";
 import { maxAbs, rc } from "../math/tensor.js";
-import { grad, math, mi, mn, mo, mrow, msup, mtext, sym } from "../math/mathml.js";
+import { grad, math, mi, mn, mo, mrow, msup, mtext, sym, sigma } from "../math/mathml.js";
 import { asMaps, between, cellName, channelPicker, clear, gridAt, label, layoutRow, t } from "./common.js";
 
 const G = {
@@ -70,7 +70,7 @@ export function activation(ui, { trace, step, spec, layer }) {
         mn(v(0)), mo("−"), mn(v(1)), mo("="), mn(v(2), { role: "dz-value" })];
     } else if (act === "softmax") {
       parts = [grad(sym("z", name)), mo("="), sym("a", name), mo("("), grad(sym("a", name)), mo("−"),
-        mo("∑"), mtext("j "), grad(sym("a", "j")), sym("a", "j"), mo(")"), mo("="), mn(v(2), { role: "dz-value" })];
+        sigma("j"), grad(sym("a", "j")), sym("a", "j"), mo(")"), mo("="), mn(v(2), { role: "dz-value" })];
     } else {
       parts = [grad(sym("z", name)), mo("="), grad(sym("a", name)), mo("·"), mrow(mi(act), mo("′"), mo("("), sym("z", name), mo(")")),
         mo("="), mn(v(0), { paren: true }), mo("·"), mn(v(1)), mo("="), mn(v(2), { role: "dz-value" })];

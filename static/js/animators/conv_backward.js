@@ -3,7 +3,7 @@
 
 import { CONFIG } from "../config.js";
 import { dilate2d, maxAbs, rc, sum } from "../math/tensor.js";
-import { grad, math, mn, mo, mrow, mtext, product, sumLines, sym } from "../math/mathml.js";
+import { grad, math, mn, mo, mrow, mtext, product, sumLines, sym, sigma } from "../math/mathml.js";
 import { between, channelPicker, clear, gridAt, label, layoutRow, t } from "./common.js";
 
 export function convBias(ui, { layer }) {
@@ -15,7 +15,10 @@ export function convBias(ui, { layer }) {
   const places = layoutRow(ui, [{ rows: Ho, cols: Wo }, { rows: 1, cols: 2, zoom: true }], { gap: 70 });
   const dzG = gridAt(places[0], { values: m, maxAbs: maxAbs(m) }).render();
   const dbPlace = { ...places[1], cw: places[1].cw * 2 };
-  const dbG = gridAt(dbPlace, { values: [[db[f]]], maxAbs: maxAbs(db), numbers: true }).render();
+  const dbGrid = (v) => gridAt(dbPlace, { values: [[v]], maxAbs: maxAbs(db) || Math.abs(v), numbers: true }).render();
+  const dbFinal = dbGrid(db[f]);
+  let dbG = dbFinal;
+  let shownRevealed = -1;
   const flatDz = m.flat();
   const prefix = [];
   flatDz.reduce((s, v, k) => (prefix[k] = s + v), 0);
@@ -28,7 +31,7 @@ export function convBias(ui, { layer }) {
     cur = p;
     const terms = flatDz.map((v) => mn(v, { paren: true }));
     ui.formula(
-      ...sumLines([grad(sym("b", f)), mo("="), mo("∑"), mtext("i,j "), grad(sym("z", `${f},i,j`)), mo("=")], terms,
+      ...sumLines([grad(sym("b", f)), mo("="), sigma("i,j"), grad(sym("z", `${f},i,j`)), mo("=")], terms,
         [mo("="), mn(db[f], { role: "db-value" }), mtext("\u2003" + t("convBack.running", { k: p + 1, n: flatDz.length })),
           mo("="), mn(prefix[p], { role: "running" })], Math.max(4, Wo)));
     const [i, j] = rc(p, Wo);
@@ -38,6 +41,10 @@ export function convBias(ui, { layer }) {
   function draw(p, revealed) {
     const g = ui.g;
     clear(ui);
+    if (revealed !== shownRevealed) {
+      dbG = revealed >= Ho * Wo ? dbFinal : dbGrid(prefix[Math.max(0, revealed - 1)]);
+      shownRevealed = revealed;
+    }
     dzG.draw(g);
     const cells = [];
     for (let k = 0; k < Math.min(revealed, Ho * Wo); k++) cells.push(rc(k, Wo));
@@ -92,7 +99,7 @@ export function convWeight(ui, { spec, layer }) {
     prodG = gridAt(places[2], { values: prods, maxAbs: maxAbs(prods) }).render();
     const terms = [];
     dz[f].forEach((row, i) => row.forEach((d, j) => terms.push(product(aG.valueAt(u + i * sh, v + j * sw), d))));
-    ui.formula(...sumLines([grad(sym("w", `${f},${c},${u},${v}`)), mo("="), mo("∑"), mtext("i,j "),
+    ui.formula(...sumLines([grad(sym("w", `${f},${c},${u},${v}`)), mo("="), sigma("i,j"),
       mrow(sym("a", `pad ${c}, ${u}+${sh}i, ${v}+${sw}j`)), mo("·"), grad(sym("z", `${f},i,j`)), mo("=")],
     terms, [mo("="), mn(sum(prods.flat())), mo("≈"), mn(dw[f][c][u][v], { role: "dw-value" })], Math.min(8, Math.max(3, Wo))));
     Object.assign(ui.root.dataset, { f: String(f), c: String(c), i: String(u), j: String(v) });

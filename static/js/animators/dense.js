@@ -3,7 +3,7 @@
 
 import { CONFIG } from "../config.js";
 import { maxAbs, sum } from "../math/tensor.js";
-import { math, mn, mo, mtext, product, sumLines, sym, under } from "../math/mathml.js";
+import { math, mn, mo, product, sigma, sumLines, sym, under } from "../math/mathml.js";
 import { Grid } from "../views/heatmap.js";
 import { clear, label, LABEL_H, t } from "./common.js";
 
@@ -49,7 +49,7 @@ export function denseForward(ui, { spec, layer }) {
     const prods = a.map((v, k) => v * Wt[u][k]);
     prodG = grid(L.bottom, [prods], maxAbs(prods));
     const terms = a.map((v, k) => product(Wt[u][k], v));
-    ui.formula(math(sym("z", u), mo("="), mo("∑"), mtext("k "), sym("w", `${u},k`), sym("a", "k"), mo("+"), sym("b", u)),
+    ui.formula(math(sym("z", u), mo("="), sigma("k"), sym("w", `${u},k`), sym("a", "k"), mo("+"), sym("b", u)),
       ...sumLines([mo("=")], terms, [mo("+"), under(mn(b[u], { paren: true }), `b${u}`), mo("="), mn(sum(prods) + b[u]),
         mo("≈"), mn(z[u], { role: "z-value" })], 6, 2));
     Object.assign(ui.root.dataset, { f: String(u), i: "0", j: String(u) });

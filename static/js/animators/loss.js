@@ -23,7 +23,8 @@ export function loss(ui, { trace }) {
   let cur = [0, 0];
 
   ui.explain(t(ce ? (softCE ? "loss.explainSoftCE" : "loss.explainCE") : "loss.explainMSE"));
-  ui.notes(t("loss.notes", { C: trace.loss.toPrecision(6) }));
+  const canRetarget = document.body.dataset.source === "model";
+  ui.notes(t(canRetarget ? "loss.notes" : "loss.notesFixed", { C: trace.loss.toPrecision(6) }));
 
   function costFormula() {
     const flatA = A.vector ? a : a.flat(Infinity);

@@ -157,6 +157,7 @@ export default {
   "loss.explainCE": "Cross-entropy: C = −Σ y log a, so ∂C/∂a = −y / a.",
   "loss.explainMSE": "Mean squared error: C = ½ Σ (a − y)², so ∂C/∂a = a − y.",
   "loss.notes": "C = {C}. Change the target to see another gradient.",
+  "loss.notesFixed": "C = {C}.",
   "loss.softCEnote": "(softmax + cross-entropy)",
 
   "convBack.bias": "The bias was added at every one of the {n} positions, so its gradient is the SUM of ∂C/∂z over all positions (not an average).",

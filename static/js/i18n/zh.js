@@ -157,6 +157,7 @@ export default {
   "loss.explainCE": "交叉熵：C = −Σ y log a，所以 ∂C/∂a = −y / a。",
   "loss.explainMSE": "均方误差：C = ½ Σ (a − y)²，所以 ∂C/∂a = a − y。",
   "loss.notes": "C = {C}。改变目标可以看到另一个梯度。",
+  "loss.notesFixed": "C = {C}。",
   "loss.softCEnote": "（softmax + 交叉熵）",
 
   "convBack.bias": "偏置在全部 {n} 个位置上都被加了一次，所以它的梯度是 ∂C/∂z 在所有位置上的总和（不是平均）。",

@@ -68,6 +68,11 @@ export function under(node, text) {
   return el("munder", [node, el("mtext", text, { class: "under" })]);
 }
 
+/** A summation sign with its index underneath. */
+export function sigma(index) {
+  return el("munder", [mo("∑", { largeop: "true" }), el("mtext", index, { class: "under" })]);
+}
+
 /** a · b with the real numbers. */
 export function product(a, b, attrs = {}) {
   return mrow(mn(a, { paren: true, ...attrs }), mo("·"), mn(b, { paren: true }));

@@ -5,7 +5,7 @@ import { CONFIG } from "../config.js";
 import { fmt } from "../format.js";
 import { maxAbs, rc } from "../math/tensor.js";
 import { grad, math, mi, mn, mo, mrow, msup, mtext, sym, sigma } from "../math/mathml.js";
-import { asMaps, between, cellName, channelPicker, clear, gridAt, label, layoutRow, t } from "./common.js";
+import { asMaps, between, cellName, channelPicker, clear, gridAt, label, layoutColumn, layoutRow, t } from "./common.js";
 
 const G = {
   identity: (z) => z,
@@ -41,7 +41,12 @@ export function activation(ui, { trace, step, spec, layer }) {
   const plot = act in G;
   const items = panels.map(() => ({ rows, cols }));
   if (plot) items.push({ rows: 5, cols: 6, zoom: true });
-  const places = layoutRow(ui, items, { gap: 44 });
+  let places;
+  if (rows === 1) {
+    const plotW = plot ? 6 * 40 + 40 : 0;
+    places = layoutColumn(ui, panels.length, cols, { right: plotW });
+    if (plot) places.push({ x: ui.width - plotW, y: places[0].y, cw: 40, ch: 40 });
+  } else places = layoutRow(ui, items, { gap: 44 });
   const grids = panels.map(([, m], k) => gridAt(places[k], { values: m, maxAbs: maxAbs(m) }).render());
   const plotPlace = plot ? places[places.length - 1] : null;
 

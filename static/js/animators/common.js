@@ -34,6 +34,19 @@ export function layoutRow(ui, items, { gap = 36, top = LABEL_H, bottom = 8, maxC
 
 const MIN_W = 120;
 
+/**
+ * One-row maps (short vectors) stacked vertically, so each gets the full width and big cells.
+ * `right` pixels stay free on the right (e.g. for a plot). Returns [{x, y, cw, ch}].
+ */
+export function layoutColumn(ui, n, cols, { top = LABEL_H, gapY = 16, right = 0 } = {}) {
+  const step = LABEL_H + gapY;
+  const byH = Math.floor((ui.height - top - 8 - (n - 1) * step) / n);
+  const byW = Math.floor((ui.width - right - 100) / cols);
+  const cell = Math.max(CONFIG.cell.min, Math.min(64, byH, byW));
+  const x = Math.max(60, Math.floor((ui.width - right - cols * cell) / 2));
+  return Array.from({ length: n }, (_, k) => ({ x, y: top + k * (cell + step), cw: cell, ch: cell, room: cols * cell }));
+}
+
 /** A Grid built at a placement from layoutRow. */
 export function gridAt(place, opts) {
   const g = new Grid({ ...opts, x: place.x, y: place.y, cw: place.cw, ch: place.ch });
@@ -62,8 +75,9 @@ const FONT_STACK = 'system-ui, -apple-system, "Segoe UI", "Noto Sans", "Noto San
 
 /** An operator sign (⋆, =, →, …) centred between two grids. */
 export function between(g, left, right, text) {
-  const x = (left.x + left.width + right.x) / 2;
-  const y = Math.min(left.y + left.height / 2, right.y + right.height / 2);
+  const stacked = right.y >= left.y + left.height;
+  const x = stacked ? left.x - 28 : (left.x + left.width + right.x) / 2;
+  const y = stacked ? right.y + right.height / 2 : Math.min(left.y + left.height / 2, right.y + right.height / 2);
   g.save();
   g.fillStyle = "#334155";
   g.font = `600 18px ${FONT_STACK}`;

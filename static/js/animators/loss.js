@@ -4,7 +4,7 @@
 import { CONFIG } from "../config.js";
 import { maxAbs, rc } from "../math/tensor.js";
 import { grad, joined, math, mfrac, mi, mn, mo, mrow, msup, mtext, sym } from "../math/mathml.js";
-import { asMaps, between, cellName, channelPicker, clear, gridAt, label, layoutRow, t } from "./common.js";
+import { asMaps, between, cellName, channelPicker, clear, gridAt, label, layoutColumn, layoutRow, t } from "./common.js";
 
 export function loss(ui, { trace }) {
   const last = trace.layers[trace.layers.length - 1];
@@ -18,7 +18,8 @@ export function loss(ui, { trace }) {
   const panels = [A.maps[ch], asMaps(y).maps[ch], asMaps(gvals).maps[ch]];
   const rows = panels[0].length;
   const cols = panels[0][0].length;
-  const places = layoutRow(ui, panels.map(() => ({ rows, cols })), { gap: 48 });
+  const places = rows === 1 ? layoutColumn(ui, panels.length, cols)
+    : layoutRow(ui, panels.map(() => ({ rows, cols })), { gap: 48 });
   const grids = panels.map((m, k) => gridAt(places[k], { values: m, maxAbs: maxAbs(m) || 1 }).render());
   let cur = [0, 0];
 

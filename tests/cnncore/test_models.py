@@ -35,19 +35,28 @@ def test_bundled_model_accuracy_on_test_digits(digits, split):
 
 
 def _paste_on_canvas(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A real test digit as a user might draw it: any scale, stroke width and place."""
-    img = ndimage.zoom(digit, rng.uniform(2.0, 9.0), order=1)
-    size = rng.integers(1, 12)
+    """A real test digit as a user might draw it: any scale, stroke width and place.
+
+    The digit is scaled 2x..9x (56..252 px), then its strokes are thinned or thickened by
+    -0.75..+2 of MNIST's own pixels (MNIST strokes are about 2.5 px wide, so from a fine pen
+    to nearly double width), measured at the drawing's scale so that a small digit does not
+    get a marker a third of its height wide.
+    """
+    zoom = rng.uniform(2.0, 9.0)
+    img = ndimage.zoom(digit, zoom, order=1)
+    change = rng.uniform(-0.75, 2.0)
+    size = int(round(abs(change) * zoom))
     if size > 1:
-        img = ndimage.grey_dilation(img, size=(size, size))
+        morph = ndimage.grey_dilation if change > 0 else ndimage.grey_erosion
+        img = morph(img, size=(size, size))
     img = np.clip(img, 0, 1)
-    canvas = np.zeros((280, 280))
     h, w = img.shape
-    if h > 280 or w > 280:  # keep the whole digit on the canvas
-        img = ndimage.zoom(img, 279 / max(h, w), order=1)
+    if max(h, w) > 280:  # keep the whole digit on the canvas
+        img = np.clip(ndimage.zoom(img, 279 / max(h, w), order=1), 0, 1)
         h, w = img.shape
+    canvas = np.zeros((280, 280))
     top, left = rng.integers(0, 281 - h), rng.integers(0, 281 - w)
-    canvas[top : top + h, left : left + w] = np.clip(img, 0, 1)
+    canvas[top : top + h, left : left + w] = img
     return canvas
 
 

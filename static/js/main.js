@@ -126,7 +126,7 @@ function pickColumn(k) {
   const { steps, step } = get();
   const backward = steps[step] && steps[step].phase !== "forward";
   const idx = steps.findIndex((s) => (backward ? s.phase === "backward" : s.phase === "forward") && s.column === k);
-  const any = idx >= 0 ? idx : steps.findIndex((s) => s.column === k);
+  const any = idx >= 0 ? idx : k === 0 && !backward ? 0 : steps.findIndex((s) => s.column === k);
   if (any >= 0) go(any);
 }
 
@@ -205,6 +205,7 @@ for (const b of document.querySelectorAll(".lang-btn")) b.addEventListener("clic
 
 onLangChange((name) => {
   pad.setPlaceholder(t("pad.placeholder"));
+  $("step-track").dataset.key = ""; // rebuild the step dots with translated labels
   for (const b of document.querySelectorAll(".lang-btn")) b.setAttribute("aria-pressed", String(b.dataset.lang === name));
   fillSources();
   fillTargets();

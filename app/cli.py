@@ -9,8 +9,13 @@ import sys
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    uvicorn.run("app.main:app", host=args.host, port=args.port, workers=args.workers,
-                log_level=args.log_level)
+    uvicorn.run(
+        "app.main:app",
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level=args.log_level,
+    )
     return 0
 
 
@@ -39,8 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="start the web app")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--workers", type=int, default=1,
-                       help="worker processes; the app is stateless, so any can answer")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes; the app is stateless, so any can answer",
+    )
     serve.add_argument("--log-level", default="info")
     serve.set_defaults(func=_serve)
 

@@ -124,7 +124,7 @@ class Network:
             )
         new = []
         for i, (layer, p) in enumerate(zip(self.layers, params, strict=True)):
-            p = p or {}
+            p = {} if p is None else p
             if not isinstance(p, dict) or set(p) != set(layer.params):
                 want = sorted(layer.params) or "nothing ({})"
                 raise SpecError(f"params[{i}] ({layer.type}): expected {want}", ("params", i))

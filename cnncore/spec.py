@@ -180,6 +180,15 @@ def _normalize_layer(layer: _Layer, shape: list[int], is_last: bool) -> dict:
     out.update(
         input_shape=list(shape), output_shape=out_shape, param_count=params, multiply_adds=madds
     )
+    for key in sorted(_DERIVED_KEYS & set(layer.raw)):  # accepted so a spec re-normalizes
+        if key not in out:
+            raise layer.error(f"a {t} layer has no '{key}'", key)
+        if layer.raw[key] != out[key]:
+            raise layer.error(
+                f"'{key}' is {layer.raw[key]!r} but the network gives {out[key]!r}; leave it "
+                "out and it is computed",
+                key,
+            )
     return out
 
 
@@ -229,9 +238,11 @@ def normalize_spec(spec: Any) -> dict:
     if loss not in LOSSES:
         raise SpecError(f"unknown loss {loss!r}; use one of {', '.join(LOSSES)}", ("loss",))
     if loss == "cross_entropy" and last_act != "softmax":
+        last = out_layers[-1]
+        has = repr(last_act) if last_act else "no activation"
         raise SpecError(
-            "cross_entropy needs a last layer with activation 'softmax' (its outputs "
-            "must be probabilities)",
+            "cross_entropy needs a last layer with activation 'softmax' (its outputs must be "
+            f"probabilities), but layer {len(out_layers) - 1} ({last['type']}) has {has}",
             ("loss",),
         )
     return {

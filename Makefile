@@ -9,7 +9,6 @@ PORT   ?= 8000
 # A CPU build of PyTorch, the oracle the gradient tests compare against.
 TORCH  ?= torch==2.13.0
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := chromium fonts-noto-cjk npm
 
 .PHONY: run test install install-dev system-deps data lint bench clean
 
@@ -32,10 +31,13 @@ run: install
 	$(BIN)/cnnviz serve --host $(HOST) --port $(PORT)
 
 # Debian's Chromium (Playwright drives it; no browser download), CJK fonts so 简体中文
-# renders in screenshots, and npm for `cnnviz data fetch`.
+# renders in screenshots, and npm for `cnnviz data fetch`. Commands are checked, not package
+# names: npm often comes with a nodejs from elsewhere, and Debian's npm would conflict with it.
 system-deps:
-	@missing=""; for p in $(APT_PACKAGES); do \
-	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@missing=""; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
+	dpkg -s fonts-noto-cjk >/dev/null 2>&1 || missing="$$missing fonts-noto-cjk"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  $(SUDO) apt-get update -qq && \

@@ -352,12 +352,12 @@ def test_response_has_no_nan(client):
 
 def test_trace_serializer_gives_the_same_bytes(tiny_models_dir):
     """dumps_trace (arrays serialized once, bundled parameters pre-serialized) == dumps."""
-    from app import services
+    from app.services import serialize
 
     net, _ = models.load_file(tiny_models_dir / "digits")
-    services._pin_params(net)
+    serialize.pin_params(net)
     out = net.trace(np.random.default_rng(3).random((1, 28, 28)), 5).to_dict()
-    assert services.dumps_trace(out) == services.dumps(out)
+    assert serialize.dumps_trace(out) == serialize.dumps(out)
 
 
 def test_gzip_can_be_turned_off(settings):

@@ -21,6 +21,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cnncore import Network, data, models  # noqa: E402
+from cnncore.memory import keep_freed_memory  # noqa: E402
 from cnncore.optim import Adam  # noqa: E402
 
 
@@ -86,6 +87,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     args = parser.parse_args()
     threads = len(os.sched_getaffinity(0))
+    keep_freed_memory()  # as `cnnviz train` does
     try:
         import torch
 

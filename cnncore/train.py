@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
+from .memory import keep_freed_memory
 from .network import Network
 from .optim import make_optimizer, schedule_lr
 
@@ -144,6 +145,7 @@ def train(
     returned network holds an exponential moving average of the weights over the steps
     (Polyak averaging), which generalizes better than the last step's weights.
     """
+    keep_freed_memory()
     rng = np.random.default_rng(seed)
     model = net.astype(np.float32)
     opt = make_optimizer(optimizer, model.params, lr, weight_decay=weight_decay)

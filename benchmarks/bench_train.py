@@ -24,6 +24,9 @@ from cnncore import Network, data, models  # noqa: E402
 from cnncore.memory import keep_freed_memory  # noqa: E402
 from cnncore.optim import Adam  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_engine import torch_modules  # noqa: E402  (the same PyTorch mirror)
+
 
 def engine_epoch(net: Network, x: np.ndarray, y: np.ndarray, batch: int) -> float:
     model = net.astype(np.float32)
@@ -40,42 +43,22 @@ def torch_epoch(net: Network, x: np.ndarray, y: np.ndarray, batch: int) -> float
         import torch
     except ImportError:
         return None
-    from torch import nn
-
-    mods: list[nn.Module] = []
-    for spec, layer in zip(net.spec["layers"], net.layers, strict=True):
-        t = spec["type"]
-        if t == "conv2d":
-            m = nn.Conv2d(
-                spec["in_channels"],
-                spec["out_channels"],
-                spec["kernel_size"],
-                spec["stride"],
-                spec["padding"],
-            )
-        elif t == "dense":
-            m = nn.Linear(spec["in_features"], spec["units"])
-        elif t == "maxpool2d":
-            m = nn.MaxPool2d(spec["kernel_size"], spec["stride"], spec["padding"])
-        elif t == "avgpool2d":
-            m = nn.AvgPool2d(spec["kernel_size"], spec["stride"], spec["padding"])
-        else:
-            m = nn.Flatten()
-        if layer.params:
-            with torch.no_grad():
-                m.weight.copy_(torch.from_numpy(layer.params["w"]))
-                m.bias.copy_(torch.from_numpy(layer.params["b"]))
-        mods.append(m)
-        act = spec.get("activation", "identity")
-        if act in ("relu", "sigmoid", "tanh"):
-            mods.append({"relu": nn.ReLU(), "sigmoid": nn.Sigmoid(), "tanh": nn.Tanh()}[act])
-    model = nn.Sequential(*mods).float()  # softmax is folded into cross_entropy's log-softmax
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    mods = torch_modules(torch, net, torch.float32)
+    acts = {"relu": torch.relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh}
+    params = [p for m, _ in mods for p in m.parameters()]
+    opt = torch.optim.Adam(params, lr=1e-3)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y.astype(np.int64))
+
+    def logits(a):
+        for m, act in mods:  # softmax is folded into cross_entropy's log-softmax
+            a = m(a)
+            a = acts[act](a) if act in acts else a
+        return a
+
     start = time.perf_counter()
     for i in range(0, len(x), batch):
         opt.zero_grad()
-        loss = nn.functional.cross_entropy(model(xt[i : i + batch]), yt[i : i + batch])
+        loss = torch.nn.functional.cross_entropy(logits(xt[i : i + batch]), yt[i : i + batch])
         loss.backward()
         opt.step()
     return time.perf_counter() - start

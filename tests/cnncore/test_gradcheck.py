@@ -16,6 +16,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from cnncore import functional as F  # noqa: N812
 from cnncore.network import Network
+from tests.torch_oracle import torch_trace
 
 EPS = 1e-6
 REL_TOL = 1e-7
@@ -194,93 +195,29 @@ def test_finite_differences_catch_a_wrong_gradient():
 # --------------------------------------------------------------------------- vs PyTorch
 
 
-def _torch_trace(torch, net, x, y):
-    """The same network in torch, float64, keeping the grad of every intermediate."""
-    tF = torch.nn.functional
-    a = torch.tensor(x[None], requires_grad=True)
-    layers = []
-    for layer, spec in zip(net.layers, net.spec["layers"], strict=True):
-        rec = {"a_prev": a}
-        params = {k: torch.tensor(v, requires_grad=True) for k, v in layer.params.items()}
-        t = spec["type"]
-        if t == "conv2d":
-            z = tF.conv2d(a, params["w"], params["b"], spec["stride"], spec["padding"])
-        elif t == "maxpool2d":
-            z = tF.max_pool2d(a, spec["kernel_size"], spec["stride"], spec["padding"])
-        elif t == "avgpool2d":
-            z = tF.avg_pool2d(
-                a, spec["kernel_size"], spec["stride"], spec["padding"], count_include_pad=True
-            )
-        elif t == "flatten":
-            z = a.flatten(1)
-        else:
-            z = tF.linear(a, params["w"], params["b"])
-        act = spec.get("activation", "identity")
-        out = {
-            "identity": lambda v: v * 1.0,  # a distinct tensor, so a and z keep separate grads
-            "relu": torch.relu,
-            "sigmoid": torch.sigmoid,
-            "tanh": torch.tanh,
-            "softmax": lambda v: torch.softmax(v, dim=1),
-        }[act](z)
-        for v in (z, out):
-            v.retain_grad()
-        rec.update(z=z, a=out, params=params)
-        layers.append(rec)
-        a = out
-    ty = torch.tensor(y[None])
-    mse = net.loss_name == "mse"
-    loss = 0.5 * ((a - ty) ** 2).sum() if mse else -(ty * torch.log(a)).sum()
-    layers[0]["a_prev"].retain_grad()
-    loss.backward()
-    return float(loss.detach()), layers
-
-
 @pytest.mark.parametrize("geometry,act,out_act,loss", CASES)
 def test_trace_matches_torch_autograd(geometry, act, out_act, loss):
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     net, x, target = _case(geometry, act, out_act, loss)
     trace = net.trace(x, target).to_dict()
-    tloss, tlayers = _torch_trace(torch, net, x, trace["target"])
+    tloss, tlayers = torch_trace(net, x, trace["target"])
     assert trace["loss"] == pytest.approx(tloss, rel=1e-10, abs=1e-12)
-
-    def close(got, want, what):
-        want = want.detach().numpy()[0] if want.dim() and want.shape[0] == 1 else want.numpy()
-        assert got.shape == want.shape, f"{what}: shape {got.shape} != {want.shape}"
-        np.testing.assert_allclose(got, want, rtol=0, atol=1e-10, err_msg=what)
-
     for i, (mine, theirs) in enumerate(zip(trace["layers"], tlayers, strict=True)):
-        where = f"layer {i} ({mine['type']})"
-        for k in ("a_prev", "z", "a"):
-            close(mine["forward"][k], theirs[k], f"{where} {k}")
-        close(mine["backward"]["dC_da"], theirs["a"].grad, f"{where} dC_da")
-        close(mine["backward"]["dC_dz"], theirs["z"].grad, f"{where} dC_dz")
-        prev_grad = theirs["a_prev"].grad if i == 0 else tlayers[i - 1]["a"].grad
-        close(mine["backward"]["dC_da_prev"], prev_grad, f"{where} dC_da_prev")
-        if theirs["params"]:
-            np.testing.assert_allclose(
-                mine["backward"]["dC_dw"],
-                theirs["params"]["w"].grad.numpy(),
-                atol=1e-10,
-                rtol=0,
-                err_msg=f"{where} dC_dw",
-            )
-            np.testing.assert_allclose(
-                mine["backward"]["dC_db"],
-                theirs["params"]["b"].grad.numpy(),
-                atol=1e-10,
-                rtol=0,
-                err_msg=f"{where} dC_db",
-            )
-        else:
-            assert mine["backward"]["dC_dw"] is None and mine["backward"]["dC_db"] is None
+        got = {**mine["forward"], **mine["backward"]}
+        for key, want in theirs.items():
+            what = f"layer {i} ({mine['type']}) {key}"
+            if want is None:
+                assert got[key] is None, what
+                continue
+            assert got[key].shape == want.shape, f"{what}: shape {got[key].shape} != {want.shape}"
+            np.testing.assert_allclose(got[key], want, rtol=0, atol=1e-10, err_msg=what)
 
 
 def test_trace_matches_torch_at_kinks():
     """Exactly at the kinks, the engine follows PyTorch: relu'(0) = 0, and a max-pool window of
     tied values (here the zeros of dead relus, and a constant input) sends its gradient to the
     first one. Finite differences cannot check these points; PyTorch can."""
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     spec = {
         "input_shape": [2, 6, 6],
         "layers": [
@@ -310,19 +247,13 @@ def test_trace_matches_torch_at_kinks():
     trace = net.trace(x, 2).to_dict()
     z0 = trace["layers"][0]["forward"]["z"]
     assert np.all(z0[0] == 0.0) and trace["layers"][3]["forward"]["z"][0] == 0.0
-    _, tlayers = _torch_trace(torch, net, x, trace["target"])
+    _, tlayers = torch_trace(net, x, trace["target"])
     for i, (mine, theirs) in enumerate(zip(trace["layers"], tlayers, strict=True)):
-        for key, want in (
-            ("dC_dz", theirs["z"].grad),
-            ("dC_da_prev", theirs["a_prev"].grad if i == 0 else tlayers[i - 1]["a"].grad),
-        ):
-            np.testing.assert_allclose(
-                mine["backward"][key], want.numpy()[0], rtol=0, atol=1e-12, err_msg=f"{i} {key}"
-            )
-        if theirs["params"]:
-            np.testing.assert_allclose(
-                mine["backward"]["dC_dw"], theirs["params"]["w"].grad.numpy(), rtol=0, atol=1e-12
-            )
+        for key in ("dC_dz", "dC_da_prev", "dC_dw"):
+            if theirs[key] is not None:
+                np.testing.assert_allclose(
+                    mine["backward"][key], theirs[key], rtol=0, atol=1e-12, err_msg=f"{i} {key}"
+                )
     # the gradient really passed through the tied windows: some, not all, tied cells got it
     d_a0 = trace["layers"][1]["backward"]["dC_da_prev"][1, :3, :3]
     assert np.count_nonzero(d_a0) >= 1 and np.count_nonzero(d_a0) < 9

@@ -20,6 +20,7 @@ from scipy.signal import convolve2d, correlate2d
 
 from cnncore import Network
 from cnncore.scenarios import ITEMS, SCENARIOS, Scenario, get
+from tests.torch_oracle import torch_trace
 
 TOL = {"rtol": 1e-10, "atol": 1e-10}
 
@@ -115,68 +116,11 @@ def loop_avgpool(x, k, s, delta):
 
 
 def torch_run(s: Scenario) -> dict:
-    """Rebuild the scenario's network in PyTorch (float64) and backpropagate the same loss.
-
-    Returns, per layer, z, a, and the gradients of the loss with respect to z, a, the layer's
-    input and its parameters; and the loss.
-    """
-    import torch
-    import torch.nn.functional as tf
-
+    """The scenario's network rebuilt in PyTorch (float64), backpropagating the same loss."""
     net = s.network()
-    x = torch.tensor(arr(s.input)[None], dtype=torch.float64, requires_grad=True)
-    params = [
-        {k: torch.tensor(v, dtype=torch.float64, requires_grad=True) for k, v in p.items()}
-        for p in net.params
-    ]
-    acts = {
-        "identity": lambda t: t,
-        "relu": torch.relu,
-        "sigmoid": torch.sigmoid,
-        "tanh": torch.tanh,
-        "softmax": lambda t: torch.softmax(t, dim=1),
-    }
-    a, record = x, []
-    for layer, p in zip(net.spec["layers"], params, strict=True):
-        a_prev, t = a, layer["type"]
-        if t == "conv2d":
-            z = tf.conv2d(a, p["w"], p["b"], stride=layer["stride"], padding=layer["padding"])
-        elif t == "maxpool2d":
-            z = tf.max_pool2d(a, layer["kernel_size"], layer["stride"], layer["padding"])
-        elif t == "avgpool2d":
-            z = tf.avg_pool2d(
-                a, layer["kernel_size"], layer["stride"], layer["padding"], count_include_pad=True
-            )
-        elif t == "flatten":
-            z = a.flatten(1)
-        else:
-            z = tf.linear(a, p["w"], p["b"])
-        a = acts[layer.get("activation", "identity")](z)
-        z.retain_grad()
-        a.retain_grad()
-        record.append((a_prev, z, a, p))
-    y = torch.tensor(net.encode_target([s.target] if np.ndim(s.target) == 0 else s.target, 1))
-    mse = net.loss_name == "mse"
-    loss = 0.5 * ((a - y) ** 2).sum() if mse else -(y * torch.log(a)).sum()
-    loss.backward()
-
-    def np_(t):
-        return None if t is None else t.detach().numpy()[0]
-
-    out = []
-    for a_prev, z, a, p in record:
-        out.append(
-            {
-                "z": np_(z),
-                "a": np_(a),
-                "dC_dz": np_(z.grad),
-                "dC_da": np_(a.grad),
-                "dC_da_prev": np_(a_prev.grad),
-                "dC_dw": None if "w" not in p else p["w"].grad.numpy(),
-                "dC_db": None if "b" not in p else p["b"].grad.numpy(),
-            }
-        )
-    return {"layers": out, "loss": float(loss.detach())}
+    y = net.encode_target([s.target] if np.ndim(s.target) == 0 else s.target, 1)[0]
+    loss, layers = torch_trace(net, arr(s.input), y)
+    return {"layers": layers, "loss": loss}
 
 
 @pytest.mark.parametrize("sid", list(SCENARIOS))

@@ -157,7 +157,7 @@ def engine_work() -> dict[str, tuple]:
     def trace():
         net.trace(x28[None], 7)
 
-    trace_pair = (trace, lambda: services.trace(trace_req, settings))
+    trace_pair = (trace, lambda: services.trace_json(trace_req, settings))
     scenario = get_scenario("conv-dense")
     scenario_net = scenario.network()
     scenario_x = np.array(scenario.input, dtype=np.float64)
@@ -173,7 +173,7 @@ def engine_work() -> dict[str, tuple]:
         ),
         "trace (scenario conv-dense)": (
             lambda: scenario_net.trace(scenario_x, scenario.target),
-            lambda: services.trace(scenario_req, settings),
+            lambda: services.trace_json(scenario_req, settings),
         ),
         "trace (digits)": trace_pair,
         "trace (digits, gzip)": trace_pair,

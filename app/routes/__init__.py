@@ -42,7 +42,8 @@ class JSONBytes(Response):
     media_type = "application/json"
 
 
-def settings(request: Request) -> Settings:
+async def settings(request: Request) -> Settings:
+    # async: FastAPI runs a sync dependency in the threadpool, a hop per request for nothing
     return request.app.state.settings
 
 

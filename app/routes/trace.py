@@ -18,7 +18,7 @@ router = APIRouter(prefix="/api", tags=["trace"], route_class=ApiRoute)
 def _example() -> dict:
     """A real response, computed once from the custom-network request example."""
     try:
-        return orjson.loads(services.trace(TraceRequest(**CUSTOM_TRACE_EXAMPLE), Settings()))
+        return orjson.loads(services.trace_json(TraceRequest(**CUSTOM_TRACE_EXAMPLE), Settings()))
     except Exception:  # the docs must never stop the server from starting
         return {"network": {}, "loss": 0.0, "output": [0.0], "target": [0.0], "layers": []}
 
@@ -54,4 +54,4 @@ def trace(
     `forward` {a_prev, z, a} and `backward` {dC_da, dC_dz, dC_db, dC_dw, dC_da_prev} (plus
     `argmax` for max-pool). With `learning_rate`: `updated_params` after one SGD step and
     `loss_after`, the loss with them on the same input."""
-    return JSONBytes(services.trace(req, s))
+    return JSONBytes(services.trace_json(req, s))

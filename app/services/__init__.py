@@ -15,7 +15,7 @@ unrounded.
 
 from .catalog import health, model_json, models_json, scenario_json, scenarios_json
 from .predict import predict_json, predict_upload
-from .trace import trace
+from .trace import trace_json
 
 __all__ = [
     "health",
@@ -25,5 +25,5 @@ __all__ = [
     "predict_upload",
     "scenario_json",
     "scenarios_json",
-    "trace",
+    "trace_json",
 ]

@@ -25,17 +25,29 @@ def _classifier(name: str, s: Settings, loc: Loc) -> Network:
     return net
 
 
+# Bytes a JSON array of numbers is made of, besides the letter e of an exponent.
+_NUMERIC = b"0123456789.,[]-+ \t\r\n"
+
+
 def _only_numbers(raw: bytes, payload: dict) -> bool:
-    """True when the JSON text can hold nothing but numbers and lists besides the top-level
-    keys and string values: no true/false/null and no other quotes (orjson already refused
-    NaN and Infinity). A scan of the bytes at memchr speed, so a valid drawing skips the
-    per-element validation; anything else takes the strict path, which names the element."""
-    quotes = 2 * len(payload) + 2 * sum(isinstance(v, str) for v in payload.values())
+    """True when the JSON text holds nothing but numbers and lists besides the top-level keys
+    and string values: no true/false/null and no other strings (orjson already refused NaN
+    and Infinity). Then a valid drawing skips the per-element validation; anything else takes
+    the strict path, which names the element.
+
+    Why bytes: one C pass (~0.1 ms for a 280×280 drawing) instead of 78,400 type checks.
+    Deleting the numeric bytes leaves a few dozen: the keys, the strings, and any literal.
+    With no backslash, the strings appear verbatim, so every other 't' or 'l' (true, false,
+    null) or quote shows up as a count that differs from the strings' own."""
+    rest = raw.translate(None, _NUMERIC)
+    if b"\\" in rest:
+        return False
+    strings = [*payload, *(v for v in payload.values() if isinstance(v, str))]
+    text = "".join(strings).encode()
     return (
-        raw.count(b'"') == quotes
-        and b"true" not in raw
-        and b"false" not in raw
-        and b"null" not in raw
+        rest.count(b'"') == 2 * len(strings)
+        and rest.count(b"t") == text.count(b"t")
+        and rest.count(b"l") == text.count(b"l")
     )
 
 

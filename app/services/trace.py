@@ -116,7 +116,7 @@ def _network(req: TraceRequest, s: Settings) -> tuple[Network, Any, Any]:
     return custom_network(req, s), req.input, req.target
 
 
-def trace(req: TraceRequest, s: Settings) -> bytes:
+def trace_json(req: TraceRequest, s: Settings) -> bytes:
     """The trace's JSON: every layer's forward and backward tensors, unrounded."""
     net, input_value, target_value = _network(req, s)
     if input_value is None:

@@ -68,6 +68,9 @@ BAD_JSON = {
     "negative value": ({"image": [[0, -0.1]]}, ("body", "image", 0, 1)),
     "string value": ({"image": [[0, "1"]]}, ("body", "image", 0, 1)),
     "bool value": ({"image": [[0, True]]}, ("body", "image", 0, 1)),
+    "false value": ({"image": [[False, 1]]}, ("body", "image", 0, 0)),
+    "null value": ({"image": [[0, None]]}, ("body", "image", 0, 1)),
+    "object value": ({"image": [[0, {}]]}, ("body", "image", 0, 1)),
     "ragged": ({"image": [[0, 1], [0]]}, ("body", "image", 1)),
     "1-D": ({"image": [0, 1]}, ("body", "image")),
     "3-D": ({"image": [[[0]]]}, ("body", "image")),
@@ -93,6 +96,20 @@ def test_bad_json(client, name):
 def test_malformed_json(client, raw):
     r = client.post("/api/predict", content=raw, headers={"content-type": "application/json"})
     assert_error(r, 422, "body")
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        # the letters of `true` spelled by the model name, or hidden by an escape
+        b'{"model": "digits", "image": [[0, true]]}',
+        b'{"model": "\\u0064igits", "image": [[0, true]]}',
+        b'{"image": [[0, 1], [true, 0]], "model": "digits"}',
+    ],
+)
+def test_literal_in_image_takes_the_strict_path(client, raw):
+    r = client.post("/api/predict", content=raw, headers={"content-type": "application/json"})
+    assert_error(r, 422, "body", "image")
 
 
 def test_unsupported_content_type(client):

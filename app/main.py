@@ -14,11 +14,11 @@ import importlib.util
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import RedirectResponse
-from starlette.middleware.gzip import GZipMiddleware
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
 from . import errors
+from .compression import GZipMiddlewareFast
 from .routes import docs, health, models, predict, scenarios, trace
 from .security import BodyLimitMiddleware, SecurityHeadersMiddleware
 from .settings import Settings, app_version, get_settings
@@ -77,7 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     if settings.gzip_level > 0:
         app.add_middleware(
-            GZipMiddleware,
+            GZipMiddlewareFast,
             minimum_size=settings.gzip_minimum_size,
             compresslevel=settings.gzip_level,
         )

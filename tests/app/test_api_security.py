@@ -135,3 +135,25 @@ def test_large_responses_are_gzipped(client):
     assert r.headers.get("content-encoding") == "gzip"
     r = client.get("/api/health", headers={"accept-encoding": "gzip"})
     assert "content-encoding" not in r.headers  # under minimum_size
+
+
+@pytest.mark.parametrize("backend", ["zlib", "isal"])
+def test_gzip_backends_give_the_same_body(client, monkeypatch, backend):
+    """ISA-L (when installed) and zlib compress differently; the decompressed body is the same."""
+    import gzip
+
+    from app import compression
+
+    if backend == "isal":
+        if not compression.isal_available():
+            pytest.skip("the isal package is not installed")
+    else:
+        monkeypatch.setattr(compression, "isal_zlib", None)
+    body = {"model": "digits", "input": [[0.5] * 28] * 28, "target": 3}
+    plain = client.post("/api/trace", json=body, headers={"accept-encoding": "identity"})
+    gz = {"accept-encoding": "gzip"}
+    with client.stream("POST", "/api/trace", json=body, headers=gz) as r:
+        compressed = b"".join(r.iter_raw())
+        assert r.headers["content-encoding"] == "gzip"
+        assert r.headers["vary"] == "Accept-Encoding"
+    assert gzip.decompress(compressed) == plain.content

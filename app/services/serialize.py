@@ -42,11 +42,22 @@ def pin_params(net: Network) -> None:
                 _PINNED[id(a)] = (a, orjson.Fragment(dumps(a)))
 
 
+def _equal(a: np.ndarray, b: np.ndarray) -> bool:
+    """Bit for bit (so -0.0 != 0.0, as in JSON); the first elements reject most pairs."""
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return False
+    fa, fb = a.reshape(-1), b.reshape(-1)
+    return fa[:16].tobytes() == fb[:16].tobytes() and fa.tobytes() == fb.tobytes()
+
+
 def dumps_trace(out: dict[str, Any]) -> bytes:
     """`dumps` of a trace dict, with the same bytes, faster: each array is serialized once
-    even where the trace repeats it (a layer's a_prev is the previous layer's a; its
-    dC_da_prev is the previous layer's dC_da), and pinned parameters come pre-serialized."""
+    where the trace repeats it (a layer's a_prev is the previous layer's a; its dC_da_prev
+    is the previous layer's dC_da), or repeats its values (z and a, dC_da and dC_dz of a
+    layer without activation: max-pool, flatten), and pinned parameters come pre-serialized.
+    """
     memo: dict[tuple, orjson.Fragment] = {}
+    layer_seen: list[tuple[np.ndarray, orjson.Fragment]] = []
 
     def frag(a: Any) -> Any:
         if not isinstance(a, np.ndarray):
@@ -57,15 +68,23 @@ def dumps_trace(out: dict[str, Any]) -> bytes:
         key = (a.__array_interface__["data"][0], a.shape, a.strides, a.dtype.str)
         f = memo.get(key)
         if f is None:
-            f = memo[key] = orjson.Fragment(dumps(a))
+            f = next((f2 for b, f2 in layer_seen if _equal(a, b)), None)
+            if f is None:
+                f = orjson.Fragment(dumps(a))
+            memo[key] = f
+        layer_seen.append((a, f))
         return f
 
     out = dict(out)
     layers = []
     for layer in out["layers"]:
         layer = dict(layer)
-        for part in ("params", "forward", "backward"):
+        layer_seen.clear()
+        for part in ("forward", "backward"):
             layer[part] = {k: frag(v) for k, v in layer[part].items()}
+        # parameters and argmax never equal a tensor: keep them out of the comparisons
+        layer_seen.clear()
+        layer["params"] = {k: frag(v) for k, v in layer["params"].items()}
         if "argmax" in layer:
             layer["argmax"] = frag(layer["argmax"])
         layers.append(layer)

@@ -93,10 +93,13 @@ def _all_finite(*arrays: Any) -> bool:
 def _trace_finite(tr: Any) -> bool:
     if not math.isfinite(tr.loss) or not _all_finite(tr.output):
         return False
-    return all(
-        _all_finite(r.a_prev, r.z, r.a, r.dC_da, r.dC_dz, r.dC_dw, r.dC_db, r.dC_da_prev)
+    # a layer's a_prev and dC_da_prev are the neighbouring layer's a and dC_da: check once
+    arrays = {
+        id(a): a
         for r in tr.records
-    )
+        for a in (r.a_prev, r.z, r.a, r.dC_da, r.dC_dz, r.dC_dw, r.dC_db, r.dC_da_prev)
+    }
+    return _all_finite(*arrays.values())
 
 
 def _network(req: TraceRequest, s: Settings) -> tuple[Network, Any, Any]:

@@ -360,6 +360,21 @@ def test_trace_serializer_gives_the_same_bytes(tiny_models_dir):
     assert serialize.dumps_trace(out) == serialize.dumps(out)
 
 
+def test_trace_serializer_shares_equal_values_bit_for_bit():
+    """Equal tensors of a layer share their JSON, but -0.0 is not 0.0."""
+    from app.services import serialize
+
+    z = np.array([[0.0, 1.5]])
+    layer = {
+        "params": {},
+        "forward": {"a_prev": z, "z": z.copy(), "a": np.array([[-0.0, 1.5]])},
+        "backward": {"dC_da": z.copy(), "dC_dz": z * -1, "dC_db": None},
+    }
+    out = {"loss": 0.5, "layers": [layer, {**layer, "argmax": np.array([1])}]}
+    assert serialize.dumps_trace(out) == serialize.dumps(out)
+    assert b"[[-0.0,1.5]]" in serialize.dumps_trace(out)
+
+
 def test_gzip_can_be_turned_off(settings):
     from dataclasses import replace
 

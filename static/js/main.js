@@ -2,9 +2,12 @@
 
 import { api } from "./api.js";
 import { CONFIG } from "./config.js";
-import { applyI18n, initialLang, onLangChange, pick, setLang, t } from "./i18n.js";
+import { applyI18n, initialLang, onLangChange, setLang, t } from "./i18n.js";
+import { currentTarget, fillSources, fillTargets, showScenarioNote, traceBody } from "./session.js";
 import { get, set, subscribe } from "./state.js";
 import { buildSteps } from "./steps.js";
+import { initLearning, learningChanged, loadScenario, refreshLearning, applyStep } from "./learning.js";
+import { initShare, restoreFromUrl, stateToUrl } from "./share.js";
 import { DetailView } from "./views/detail.js";
 import { Overview } from "./views/overview.js";
 import { Pad, paintSeen } from "./views/pad.js";
@@ -35,6 +38,7 @@ const pad = new Pad($("pad"), { onChange: drawingChanged });
 // ------------------------------------------------------------------ drawing → predict → trace
 function drawingChanged(image, { final, version }) {
   pendingImage = { image, final, version };
+  if (pad.isEmpty()) set({ learned: null });
   if (!predicting) sendPredict();
 }
 
@@ -45,9 +49,11 @@ async function sendPredict() {
   predicting = true;
   try {
     const res = await api.predict(get().source.id, job.image);
-    set({ input: res.input, probabilities: res.probabilities, prediction: res.prediction });
-    fillTargets();
-    probs.update(res.probabilities, res.prediction, currentTarget(), job.version);
+    // With learned weights the bars come from the trace (the bundled model answers /api/predict).
+    if (get().params) set({ input: res.input, learned: null });
+    else set({ input: res.input, probabilities: res.probabilities, prediction: res.prediction, learned: null });
+    fillTargets(get());
+    probs.update(get().probabilities, get().prediction, currentTarget(get()), job.version);
     if (job.final) scheduleTrace(0);
   } catch (err) {
     status(t("status.error", { msg: err.message }));
@@ -59,34 +65,33 @@ async function sendPredict() {
   }
 }
 
-function currentTarget() {
-  const s = get();
-  return s.target ?? s.prediction ?? 0;
-}
-
 function scheduleTrace(delay = CONFIG.traceDebounceMs) {
   clearTimeout(traceTimer);
   traceTimer = setTimeout(runTrace, delay);
 }
 
+/** Trace the current state; resolves when the views show it (or the trace failed). */
 async function runTrace() {
-  const s = get();
+  clearTimeout(traceTimer);
+  const body = traceBody(get());
+  if (!body) return;
   const seq = ++traceSeq;
-  let body;
-  if (s.source.kind === "scenario") body = { scenario: s.source.id };
-  else {
-    if (!s.input) return;
-    body = { model: s.source.id, input: s.input, target: currentTarget() };
-  }
   set({ busy: true });
   try {
     const trace = await api.trace(body);
     if (seq !== traceSeq) return;
     trace.__key = JSON.stringify(trace.network.layers.map((l) => [l.type, l.output_shape]));
-    const old = get().trace;
+    const s = get();
     const steps = buildSteps(trace);
-    const keep = old && old.__key === trace.__key ? Math.min(get().step, steps.length - 1) : 0;
-    set({ trace, steps, step: keep, busy: false, error: "" });
+    let keep = s.trace && s.trace.__key === trace.__key ? Math.min(s.step, steps.length - 1) : 0;
+    if (s.pendingStep !== null) keep = Math.max(0, Math.min(steps.length - 1, s.pendingStep));
+    const patch = { trace, steps, step: keep, busy: false, error: "", pendingStep: null };
+    if (trace.prediction !== undefined && s.source.kind === "model") {
+      Object.assign(patch, { probabilities: trace.output, prediction: trace.prediction });
+    }
+    set(patch);
+    if (patch.probabilities) probs.update(trace.output, trace.prediction, currentTarget(get()));
+    fillTargets(get());
     showStep();
     status("");
     document.body.dataset.traces = String(seq);
@@ -140,6 +145,7 @@ function showStep() {
   const loss = trace.loss;
   $("loss-line").textContent = t("target.loss", { C: loss.toPrecision(4) });
   $("loss-line").title = String(loss);
+  $("loss-line").dataset.value = String(loss);
 }
 
 subscribe(["step"], showStep);
@@ -149,10 +155,12 @@ subscribe(["playing"], (s) => {
 });
 subscribe(["speed"], (s) => detail.setSpeed(s.speed));
 subscribe(["target"], (s) => {
-  fillTargets();
-  probs.update(s.probabilities, s.prediction, currentTarget());
+  set({ learned: null });
+  fillTargets(s);
+  probs.update(s.probabilities, s.prediction, currentTarget(s));
   scheduleTrace(0);
 });
+subscribe(["source", "step", "target", "lr", "input", "values", "trace"], stateToUrl);
 
 document.addEventListener("keydown", (e) => {
   const tag = (e.target.tagName || "").toLowerCase();
@@ -163,6 +171,7 @@ document.addEventListener("keydown", (e) => {
   else if (e.key === " ") togglePlay();
   else if (e.key === "]") detail.focus(Math.floor(detail.pos ?? 0) + 1);
   else if (e.key === "[") detail.focus(Math.floor(detail.pos ?? 0) - 1);
+  else if (e.key === "a" || e.key === "A") applyStep();
   else return;
   e.preventDefault();
 });
@@ -177,25 +186,6 @@ window.addEventListener("resize", () => {
 });
 
 // ------------------------------------------------------------------ sources, target, language
-function fillTargets() {
-  const sel = $("target-select");
-  const s = get();
-  const n = s.probabilities ? s.probabilities.length : 10;
-  const value = s.target === null ? "auto" : String(s.target);
-  sel.replaceChildren();
-  const auto = document.createElement("option");
-  auto.value = "auto";
-  auto.textContent = t("target.auto", { k: s.prediction ?? "–" });
-  sel.append(auto);
-  for (let k = 0; k < n; k++) {
-    const o = document.createElement("option");
-    o.value = String(k);
-    o.textContent = t("target.class", { k });
-    sel.append(o);
-  }
-  sel.value = value;
-}
-
 $("target-select").addEventListener("change", (e) => {
   set({ target: e.target.value === "auto" ? null : Number(e.target.value) });
 });
@@ -207,73 +197,63 @@ onLangChange((name) => {
   pad.setPlaceholder(t("pad.placeholder"));
   $("step-track").dataset.key = ""; // rebuild the step dots with translated labels
   for (const b of document.querySelectorAll(".lang-btn")) b.setAttribute("aria-pressed", String(b.dataset.lang === name));
-  fillSources();
-  fillTargets();
   const s = get();
-  probs.update(s.probabilities, s.prediction, currentTarget());
-  showScenarioNote();
+  fillSources(s);
+  fillTargets(s);
+  probs.update(s.probabilities, s.prediction, currentTarget(s));
+  refreshLearning();
   showStep();
+  stateToUrl();
 });
-
-function fillSources() {
-  const sel = $("source-select");
-  const { sources, source } = get();
-  sel.replaceChildren();
-  for (const m of sources.models) {
-    const o = document.createElement("option");
-    o.value = "model:" + m.name;
-    o.textContent = t("source.model", { name: m.name });
-    sel.append(o);
-  }
-  for (const sc of sources.scenarios) {
-    const o = document.createElement("option");
-    o.value = "scenario:" + sc.id;
-    o.textContent = pick(sc.title);
-    sel.append(o);
-  }
-  sel.value = `${source.kind}:${source.id}`;
-}
 
 $("source-select").addEventListener("change", (e) => {
   const [kind, ...rest] = e.target.value.split(":");
   selectSource(kind, rest.join(":"));
 });
 
-function showScenarioNote() {
-  const s = get();
-  const sc = s.source.kind === "scenario" ? s.sources.scenarios.find((x) => x.id === s.source.id) : null;
-  $("note-card").hidden = !sc;
-  if (sc) {
-    $("note-title").textContent = pick(sc.title);
-    $("note-text").textContent = pick(sc.note);
-  }
-}
-
-function selectSource(kind, id) {
+/** Switch to a model or scenario; `restore` (from a shared link) carries its input or edits. */
+async function selectSource(kind, id, restore = {}) {
   const isModel = kind === "model";
-  set({ source: { kind, id }, target: null, step: 0, playing: false });
+  set({ source: { kind, id }, target: restore.target ?? null, step: 0, playing: false, params: null,
+    spec: null, learned: null, base: null, values: null, trace: null, pendingStep: restore.step ?? null,
+    lr: restore.lr ?? null, lrUser: Boolean(restore.lr) });
   document.body.dataset.source = kind;
   for (const cid of ["pad-card", "seen-card", "probs-card", "target-card"]) $(cid).hidden = !isModel;
-  showScenarioNote();
-  if (isModel) pad.changed(true);
-  else scheduleTrace(0);
+  $("edit-card").hidden = isModel;
+  if (!isModel) {
+    showScenarioNote(get(), false);
+    await loadScenario(id, restore.edits);
+    return runTrace();
+  }
+  showScenarioNote(get(), false);
+  learningChanged();
+  if (restore.input) {
+    pad.setBackground(restore.input);
+    set({ input: restore.input });
+    return runTrace();
+  }
+  pad.changed(true);
 }
 
 async function start() {
-  setLang(initialLang());
+  const url = restoreFromUrl();
+  initLearning({ runTrace, status });
+  setLang(url.lang || initialLang());
   applyI18n();
   subscribe(["input"], (s) => s.input && paintSeen($("seen"), s.input));
   probs.update(null, null, null);
-  fillTargets();
+  fillTargets(get());
+  initShare({ status });
   try {
     const [models, scenarios] = await Promise.all([api.models(), api.scenarios().catch(() => [])]);
     const list = Array.isArray(models) ? models : models.models || [];
     const scs = Array.isArray(scenarios) ? scenarios : scenarios.scenarios || [];
     set({ sources: { models: list, scenarios: scs } });
     const first = list.find((m) => m.name === CONFIG.defaultModel) || list[0];
-    set({ source: first ? { kind: "model", id: first.name } : { kind: "scenario", id: scs[0]?.id } });
-    fillSources();
-    selectSource(get().source.kind, get().source.id);
+    const source = url.resolve(list, scs) || (first ? { kind: "model", id: first.name } : { kind: "scenario", id: scs[0]?.id });
+    set({ source });
+    fillSources(get());
+    await selectSource(source.kind, source.id, url.restore(list));
   } catch (err) {
     status(t("status.error", { msg: err.message }));
   }

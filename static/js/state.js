@@ -1,11 +1,18 @@
 // The shared application state: one plain object, changed only through set(), observed by views.
-// Everything here is serializable, so issue 6 can mirror it into the URL.
+// share.js mirrors part of it into the URL.
 
 const state = {
   source: { kind: "model", id: "" }, // or { kind: "scenario", id }
   sources: { models: [], scenarios: [] },
-  scenario: null,        // the scenario's {title, note, spec, params, input, target}
-  input: null,           // the network input (28×28 for the digit model, the scenario's otherwise)
+  base: null,            // a scenario's own {spec, input, params, target} (from /api/scenarios/{id})
+  values: null,          // a scenario's current {input, params, target}: edited or learned
+  input: null,           // the digit model's input (the 28×28 the server made of the drawing)
+  params: null,          // the digit model's parameters after learning steps (null: the bundled ones)
+  spec: null,            // the network spec sent with `params`
+  lr: null,              // the learning rate of "Apply one step"
+  lrUser: false,         // the user (or the link) chose lr
+  learned: null,         // the last step: {trace (before), updated, lossAfter, steps, outputAfter}
+  pendingStep: null,     // the step a shared link asks for, applied when its trace arrives
   probabilities: null,
   prediction: null,
   target: null,          // null: the predicted class

@@ -73,11 +73,26 @@ export class Pad {
 
   clear() {
     this.strokes = [];
+    this.background = null;
     this.changed(true);
   }
 
   isEmpty() {
-    return this.strokes.length === 0;
+    return this.strokes.length === 0 && !this.background;
+  }
+
+  /**
+   * Show an H×W ink map (a shared link's network input) under the strokes; drawing continues on
+   * top of it, and Clear removes it. Does not report a change (the caller traces the map itself).
+   */
+  setBackground(map) {
+    const c = document.createElement("canvas");
+    c.width = map[0].length;
+    c.height = map.length;
+    paintSeen(c, map);
+    this.background = c;
+    this.strokes = [];
+    this.redraw();
   }
 
   changed(final) {
@@ -91,6 +106,7 @@ export class Pad {
     const { ink, paper, lineWidth } = CONFIG.pad;
     ctx.fillStyle = paper;
     ctx.fillRect(0, 0, size, size);
+    if (this.background) ctx.drawImage(this.background, 0, 0, size, size);
     ctx.strokeStyle = ink;
     ctx.fillStyle = ink;
     ctx.lineCap = "round";
@@ -111,7 +127,7 @@ export class Pad {
 
   redraw() {
     this.paint(this.ctx, this.canvas.width);
-    if (this.strokes.length === 0 && this.placeholder) {
+    if (this.isEmpty() && this.placeholder) {
       const c = this.ctx;
       c.fillStyle = "#94a3b8";
       c.font = `15px ${FONT}`;

@@ -1,0 +1,140 @@
+// Learning and editing: "Apply one step" (one SGD step through the API's learning_rate), Reset,
+// and the in-place editor of a worked example's values. The step's new parameters become the
+// state's parameters, so every later trace uses them.
+
+import { api } from "./api.js";
+import { CONFIG } from "./config.js";
+import { t } from "./i18n.js";
+import { copyValues, hasParams, showScenarioNote, suggestRate, traceBody } from "./session.js";
+import { get, set, subscribe } from "./state.js";
+import { applyEdits } from "./url.js";
+import { Editor, setAt } from "./views/editor.js";
+import { LearnPanel, subtract } from "./views/learn.js";
+
+let runTrace = async () => {};
+let status = () => {};
+let stepping = false;
+let editor = null;
+let panel = null;
+
+/** The state's scenario values differ from the scenario's own. */
+export function isEdited(s) {
+  return Boolean(s.base && s.values && JSON.stringify(copyValues(s.base)) !== JSON.stringify(s.values));
+}
+
+/** Parameters changed by learning (or edits) compared with the bundled / scenario ones. */
+function paramsChanged(s) {
+  if (s.source.kind === "model") return Boolean(s.params);
+  return Boolean(s.base && s.values && JSON.stringify(s.base.params) !== JSON.stringify(s.values.params));
+}
+
+export function learningChanged() {
+  if (!panel) return;
+  const s = get();
+  const title = document.getElementById("learn-title");
+  title.dataset.i18n = s.source.kind === "scenario" ? "learn.titleExample" : "learn.title";
+  title.textContent = t(title.dataset.i18n);
+  panel.setEnabled({ hasParams: !s.trace || hasParams(s.trace), ready: Boolean(s.trace), busy: stepping, changed: paramsChanged(s) });
+  panel.setRate(s.lr);
+  panel.show(s.learned, s.trace ? s.trace.network : null);
+}
+
+function renderEditor() {
+  const s = get();
+  if (!editor || s.source.kind !== "scenario" || !s.base || !s.values) return;
+  let changed = null;
+  if (s.learned) {
+    changed = {};
+    s.learned.trace.layers.forEach((l, i) => {
+      if (!l.params || !l.params.w) return;
+      changed[`w${i}`] = subtract(s.learned.updated[i].w, l.params.w);
+      changed[`b${i}`] = subtract(s.learned.updated[i].b, l.params.b);
+    });
+  }
+  const edited = isEdited(s);
+  editor.render(s.values, s.base.network, { edited, changed });
+  showScenarioNote(s, edited);
+}
+
+/** Re-render the learning panel and the editor (after a language change). */
+export function refreshLearning() {
+  learningChanged();
+  renderEditor();
+}
+
+/** Fetch a scenario's values (and apply the edits of a shared link). */
+export async function loadScenario(id, edits) {
+  const sc = await api.scenario(id);
+  if (get().source.id !== id) return;
+  const base = { spec: sc.spec, network: sc.network || sc.spec, ...copyValues(sc) };
+  const values = edits ? applyEdits(copyValues(base), edits) : copyValues(base);
+  set({ base, values, input: null });
+}
+
+/** One SGD step with the chosen learning rate, then the trace with the new parameters. */
+export async function applyStep() {
+  const s = get();
+  const body = traceBody(s);
+  if (stepping || !s.trace || !body || !hasParams(s.trace) || !(s.lr > 0)) return;
+  stepping = true;
+  learningChanged();
+  try {
+    const r = await api.trace({ ...body, learning_rate: s.lr });
+    const learned = { trace: r, updated: r.updated_params, lossAfter: r.loss_after, lr: s.lr,
+      steps: (s.learned ? s.learned.steps : 0) + 1, outputAfter: null };
+    if (s.source.kind === "scenario") set({ values: { ...s.values, params: r.updated_params }, learned });
+    else set({ params: r.updated_params, spec: r.network, learned });
+    await runTrace();
+    const now = get();
+    if (now.learned === learned && now.trace) set({ learned: { ...learned, outputAfter: now.trace.output } });
+  } catch (err) {
+    status(t("status.error", { msg: err.message }));
+  } finally {
+    stepping = false;
+    learningChanged();
+  }
+}
+
+/** Back to the bundled weights (model) or the scenario's own parameters. */
+function resetParams() {
+  const s = get();
+  if (s.source.kind === "scenario") {
+    if (!s.base) return;
+    set({ values: { ...s.values, params: copyValues(s.base).params }, learned: null });
+  } else {
+    set({ params: null, spec: null, learned: null });
+  }
+  runTrace();
+}
+
+export function initLearning(hooks) {
+  ({ runTrace, status } = hooks);
+  panel = new LearnPanel({
+    onApply: applyStep,
+    onReset: resetParams,
+    onRate: (lr) => set({ lr, lrUser: true }),
+  });
+  editor = new Editor(document.getElementById("editor"), {
+    onEdit: (path, v) => {
+      const s = get();
+      const [key, ...rest] = path;
+      set({ values: { ...s.values, [key]: setAt(s.values[key], rest, v) }, learned: null });
+      runTrace();
+    },
+    onReset: () => {
+      const s = get();
+      if (!s.base) return;
+      set({ values: copyValues(s.base), learned: null });
+      runTrace();
+    },
+  });
+  subscribe(["values", "learned", "base"], renderEditor);
+  subscribe(["trace", "learned", "lr", "params"], (s) => {
+    // A worked example's learning rate is suggested from its first trace, unless the user chose one.
+    if (s.lr === null && s.trace) {
+      set({ lr: s.source.kind === "scenario" ? suggestRate(s.trace) ?? CONFIG.learningRate : CONFIG.learningRate });
+      return;
+    }
+    learningChanged();
+  });
+}

@@ -1,0 +1,103 @@
+// What goes to /api/trace for the current state, the source pickers of the side column, and the
+// learning-rate suggestion. Pure functions of the state (plus the DOM of the pickers).
+
+import { pick, t } from "./i18n.js";
+import { flat } from "./math/tensor.js";
+
+const $ = (id) => document.getElementById(id);
+
+/** The class the loss compares with: the chosen one, else the predicted one. */
+export function currentTarget(s) {
+  return s.target ?? s.prediction ?? 0;
+}
+
+/**
+ * The /api/trace body for the state, or null when there is nothing to trace yet.
+ * Digit model: {model, input, target}, or {network, params, …} once a learning step changed the
+ * weights. Scenario: always its (possibly edited) values as a custom network.
+ */
+export function traceBody(s) {
+  if (s.source.kind === "scenario") {
+    if (!s.values) return null;
+    const { input, params, target } = s.values;
+    return { network: s.base.spec, params, input, target };
+  }
+  if (!s.input) return null;
+  const common = { input: s.input, target: currentTarget(s) };
+  return s.params ? { network: s.spec, params: s.params, ...common } : { model: s.source.id, ...common };
+}
+
+/** A deep copy of a scenario's {input, params, target}. */
+export function copyValues(v) {
+  return JSON.parse(JSON.stringify({ input: v.input, params: v.params, target: v.target }));
+}
+
+/**
+ * A learning rate for a worked example, from its own trace: the 1-2-5 value at or below half the
+ * Polyak step C / ‖∂C/∂θ‖² (the step that would reach C = 0 if the loss were linear). The examples'
+ * scales differ by orders of magnitude, so one fixed default cannot fit them all. Null: no gradient.
+ */
+export function suggestRate(trace) {
+  let g2 = 0;
+  for (const l of trace.layers) {
+    for (const k of ["dC_dw", "dC_db"]) if (l.backward[k]) for (const v of flat(l.backward[k])) g2 += v * v;
+  }
+  if (!(g2 > 0) || !(trace.loss > 0)) return null;
+  const v = trace.loss / (2 * g2);
+  const e = Math.floor(Math.log10(v));
+  const m = v / 10 ** e;
+  const d = m >= 5 ? 5 : m >= 2 ? 2 : 1;
+  return Number((d * 10 ** e).toPrecision(1));
+}
+
+/** Whether the network of the trace has any parameters to learn. */
+export function hasParams(trace) {
+  return Boolean(trace && trace.layers.some((l) => l.params && l.params.w));
+}
+
+export function fillTargets(s) {
+  const sel = $("target-select");
+  const n = s.probabilities ? s.probabilities.length : 10;
+  const value = s.target === null ? "auto" : String(s.target);
+  sel.replaceChildren();
+  const auto = document.createElement("option");
+  auto.value = "auto";
+  auto.textContent = t("target.auto", { k: s.prediction ?? "–" });
+  sel.append(auto);
+  for (let k = 0; k < n; k++) {
+    const o = document.createElement("option");
+    o.value = String(k);
+    o.textContent = t("target.class", { k });
+    sel.append(o);
+  }
+  sel.value = value;
+}
+
+export function fillSources(s) {
+  const sel = $("source-select");
+  const { sources, source } = s;
+  sel.replaceChildren();
+  for (const m of sources.models) {
+    const o = document.createElement("option");
+    o.value = "model:" + m.name;
+    o.textContent = t("source.model", { name: m.name });
+    sel.append(o);
+  }
+  for (const sc of sources.scenarios) {
+    const o = document.createElement("option");
+    o.value = "scenario:" + sc.id;
+    o.textContent = pick(sc.title);
+    sel.append(o);
+  }
+  sel.value = `${source.kind}:${source.id}`;
+}
+
+export function showScenarioNote(s, edited) {
+  const sc = s.source.kind === "scenario" ? s.sources.scenarios.find((x) => x.id === s.source.id) : null;
+  $("note-card").hidden = !sc;
+  if (sc) {
+    $("note-title").textContent = pick(sc.title);
+    $("note-text").textContent = pick(sc.note);
+  }
+  $("note-edited").hidden = !edited;
+}

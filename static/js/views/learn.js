@@ -1,0 +1,150 @@
+// "Learn from this drawing": the learning rate, Apply one step, Reset, and what the step changed:
+// the loss before and after, per layer the largest |ΔW| and |Δb|, and ΔW of one layer as a heatmap.
+// Every number comes from the API (the trace's params and the answer's updated_params).
+
+import { fmt, fmt4, full, percent } from "../format.js";
+import { t } from "../i18n.js";
+import { flat, maxAbs, toMaps } from "../math/tensor.js";
+import { layerName } from "./overview.js";
+import { paintMap } from "./heatmap.js";
+
+const $ = (id) => document.getElementById(id);
+
+function el(tag, cls, text) {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+/** a − b element-wise over nested arrays of the same shape. */
+export function subtract(a, b) {
+  return Array.isArray(a) ? a.map((x, k) => subtract(x, b[k])) : a - b;
+}
+
+/** Per layer with parameters: {layer, dw, db, maxW, maxB} from the params before and after. */
+export function paramDeltas(before, after) {
+  const out = [];
+  before.forEach((p, i) => {
+    if (!p || !p.w) return;
+    const dw = subtract(after[i].w, p.w);
+    const db = subtract(after[i].b, p.b);
+    out.push({ layer: i, dw, db, maxW: maxAbs(dw), maxB: maxAbs(db) });
+  });
+  return out;
+}
+
+export class LearnPanel {
+  /** onApply(), onReset(), onRate(lr) */
+  constructor({ onApply, onReset, onRate }) {
+    this.selected = null;
+    this.result = null;
+    $("learn-apply").addEventListener("click", () => onApply());
+    $("learn-reset").addEventListener("click", () => onReset());
+    const rate = $("learn-rate");
+    rate.addEventListener("change", () => {
+      const v = Number(rate.value);
+      const ok = rate.value !== "" && Number.isFinite(v) && v > 0;
+      rate.setAttribute("aria-invalid", String(!ok));
+      if (ok) onRate(v);
+    });
+  }
+
+  setRate(lr) {
+    const rate = $("learn-rate");
+    if (lr === null || lr === undefined) rate.value = "";
+    else if (rate.value === "" || Number(rate.value) !== lr) rate.value = String(lr);
+    rate.setAttribute("aria-invalid", "false");
+  }
+
+  /** Whether the network has parameters to learn; busy while a step runs; changed: params differ. */
+  setEnabled({ hasParams, ready, busy, changed }) {
+    $("learn-apply").disabled = !hasParams || !ready || busy;
+    $("learn-reset").disabled = !changed || busy;
+    $("learn-rate").disabled = !hasParams;
+    $("learn-none").hidden = hasParams;
+  }
+
+  /**
+   * result: {trace (before the step), updated, lossAfter, steps, lr, outputAfter} or null.
+   * The per-layer list and the heatmap show updated − trace.layers[i].params.
+   */
+  show(result, spec) {
+    this.result = result;
+    this.spec = spec;
+    const box = $("learn-result");
+    box.hidden = !result;
+    $("learn-card").dataset.steps = String(result ? result.steps : 0);
+    if (!result) return;
+    const { trace, lossAfter } = result;
+    const loss = $("learn-loss");
+    loss.textContent = t("learn.loss", { before: fmt4(trace.loss), after: fmt4(lossAfter), n: result.steps });
+    loss.dataset.before = full(trace.loss);
+    loss.dataset.after = full(lossAfter);
+    loss.title = `${full(trace.loss)} → ${full(lossAfter)}`;
+    const probLine = $("learn-prob");
+    const k = trace.network.loss === "cross_entropy" ? flat(trace.target).indexOf(1) : -1;
+    probLine.hidden = k < 0 || !result.outputAfter;
+    if (!probLine.hidden) {
+      probLine.textContent = t("learn.prob", {
+        k, before: percent(trace.output[k]), after: percent(result.outputAfter[k]),
+      });
+    }
+    this.deltas = paramDeltas(trace.layers.map((l) => l.params), result.updated);
+    if (!this.deltas.some((d) => d.layer === this.selected)) this.selected = this.deltas.length ? this.deltas[0].layer : null;
+    this.renderList();
+    this.renderMap();
+  }
+
+  renderList() {
+    const list = $("learn-layers");
+    list.replaceChildren();
+    for (const d of this.deltas) {
+      const spec = this.spec.layers[d.layer];
+      const b = el("button", "learn-layer");
+      b.type = "button";
+      b.dataset.layer = String(d.layer);
+      b.setAttribute("aria-pressed", String(d.layer === this.selected));
+      const text = t("learn.layerDelta", { n: d.layer + 1, name: layerName(spec), w: fmt(d.maxW), b: fmt(d.maxB) });
+      b.textContent = text;
+      b.title = `max |ΔW| = ${full(d.maxW)}, max |Δb| = ${full(d.maxB)}`;
+      b.setAttribute("aria-label", t("learn.layerAria", { text }));
+      b.addEventListener("click", () => {
+        this.selected = d.layer;
+        this.renderList();
+        this.renderMap();
+      });
+      const li = el("li");
+      li.append(b);
+      list.append(li);
+    }
+  }
+
+  renderMap() {
+    const wrap = $("learn-map");
+    wrap.replaceChildren();
+    const d = this.deltas.find((x) => x.layer === this.selected);
+    if (!d) return;
+    const m = d.maxW || 1;
+    const dense = !Array.isArray(d.dw[0][0]);
+    // conv ΔW (out, in, kH, kW): one small map per (filter, input channel); dense: the matrix.
+    const maps = dense ? [d.dw] : d.dw.flatMap((f) => toMaps(f));
+    const cols = dense ? 1 : d.dw[0].length;
+    const room = wrap.clientWidth || 260;
+    const [mh, mw] = [maps[0].length, maps[0][0].length];
+    const scale = dense ? Math.min(8, room / mw) : Math.max(2, Math.min(14, Math.floor((room - 4 * cols) / (cols * mw))));
+    wrap.style.gridTemplateColumns = `repeat(${cols}, auto)`;
+    maps.forEach((map, k) => {
+      const cv = el("canvas", "learn-map-cell");
+      paintMap(cv, map, m);
+      cv.style.width = `${Math.max(2, Math.round(mw * scale))}px`;
+      cv.style.height = `${Math.max(2, Math.round(mh * Math.max(scale, dense ? 2 : scale)))}px`;
+      const name = dense ? "ΔW" : `ΔW[${Math.floor(k / cols)}, ${k % cols}]`;
+      cv.setAttribute("role", "img");
+      cv.setAttribute("aria-label", t("learn.mapAria", { name, m: fmt(d.maxW) }));
+      cv.title = name;
+      wrap.append(cv);
+    });
+    $("learn-map-legend").textContent = t("learn.mapLegend", { n: d.layer + 1, m: fmt(d.maxW) });
+  }
+}

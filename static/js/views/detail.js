@@ -68,6 +68,9 @@ export class DetailView {
     this.sizeCanvas();
     const factory = ANIMATORS[step.kind];
     this.anim = factory(this.ui(), { trace, step, spec, layer: trace.layers[step.layer] });
+    // How many drawn maps are too big to print their numbers (0 for every worked example).
+    const grids = (this.anim.grids ? this.anim.grids() : []).filter((g) => g && !g.empty);
+    this.root.dataset.unnumbered = String(grids.filter((g) => !g.numbers).length);
     this.addSweepControls();
     this.restart();
   }

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from .. import services
 from ..errors import ApiError
 from ..schemas import PredictRequest, PredictResponse
 from ..settings import Settings
-from . import ApiRoute, JSONBytes, SettingsDep, errors
+from . import ApiRoute, JSONBytes, SettingsDep, errors, run_compute
 
 router = APIRouter(prefix="/api", tags=["predict"], route_class=ApiRoute)
 
@@ -80,7 +79,7 @@ async def predict(request: Request, s: SettingsDep) -> JSONBytes:
     ctype = request.headers.get("content-type", "application/json").lower()
     if ctype.startswith("multipart/form-data"):
         model, data = await _upload(request, s)
-        return JSONBytes(await run_in_threadpool(services.predict_upload, model, data, s))
+        return JSONBytes(await run_compute(services.predict_upload, model, data, s))
     if not (ctype.startswith("application/json") or "+json" in ctype.split(";")[0]):
         raise ApiError(
             ("header", "content-type"),
@@ -89,8 +88,4 @@ async def predict(request: Request, s: SettingsDep) -> JSONBytes:
             415,
         )
     raw = await request.body()
-    # Run here, not in the threadpool: parsing and preprocessing hold the GIL throughout
-    # (~4 ms for 280×280, ~12 ms for 512×512, the largest), so a thread runs no sooner; it
-    # only adds a hop and, with several clients, threads contending for the GIL (measured:
-    # 216 vs 176 requests/s at 8 clients, 2 workers, on a loaded 2-core machine).
-    return JSONBytes(services.predict_json(raw, s))
+    return JSONBytes(await run_compute(services.predict_json, raw, s))

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Body
 from .. import services
 from ..schemas import CUSTOM_TRACE_EXAMPLE, TraceRequest, TraceResponse
 from ..settings import Settings
-from . import ApiRoute, JSONBytes, SettingsDep, errors
+from . import ApiRoute, JSONBytes, SettingsDep, errors, run_compute
 
 router = APIRouter(prefix="/api", tags=["trace"], route_class=ApiRoute)
 
@@ -45,7 +45,7 @@ _REQUEST_EXAMPLES = {
     summary="Trace forward and backward",
     responses={**errors(413, 422), 200: {"content": {"application/json": {"example": _example()}}}},
 )
-def trace(
+async def trace(
     req: Annotated[TraceRequest, Body(openapi_examples=_REQUEST_EXAMPLES)], s: SettingsDep
 ) -> JSONBytes:
     """Choose the network with exactly one of `model`, `scenario` or `network` (+ optional
@@ -54,4 +54,4 @@ def trace(
     `forward` {a_prev, z, a} and `backward` {dC_da, dC_dz, dC_db, dC_dw, dC_da_prev} (plus
     `argmax` for max-pool). With `learning_rate`: `updated_params` after one SGD step and
     `loss_after`, the loss with them on the same input."""
-    return JSONBytes(services.trace_json(req, s))
+    return JSONBytes(await run_compute(services.trace_json, req, s))

@@ -13,6 +13,7 @@ measured in this process (predict: `to_mnist` + forward; trace: `Network.trace`)
 Prints a markdown table. Request counts are bounded; a run takes about a minute.
 
     .venv/bin/python benchmarks/bench_api.py [--quick] [--workers 1 2] [--clients 1 8 32]
+                                             [--only "trace (digits)"]
 
 Clients are threads with one keep-alive `http.client` connection each (a light client, so
 the numbers are the server's, not httpx's).
@@ -292,19 +293,42 @@ def run_load(port: int, w: dict, clients: int, n: int) -> dict[str, float]:
     }
 
 
+def targets(rows: list[tuple]) -> None:
+    """Issue 3's two targets, from the rows measured (when the run has them)."""
+    for name, workers, clients, r, e, _ in rows:
+        if name == "trace (digits)" and clients == 1:
+            ok = "met" if r["p50"] - e <= 3 else "not met"
+            print(
+                f"\nTarget: trace (digits), {workers} worker(s), 1 client: p50 − engine "
+                f"{r['p50'] - e:.1f} ms (<= 3 ms: {ok})"
+            )
+        if name == "predict (JSON 280×280)" and workers == 2 and clients == 8:
+            ok = "met" if r["rps"] >= 300 else "not met"
+            print(
+                f"\nTarget: predict (JSON 280×280), 2 workers, 8 clients: {r['rps']:.0f} "
+                f"requests/s (>= 300: {ok})"
+            )
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32])
     ap.add_argument("--quick", action="store_true", help="a quarter of the requests")
+    ap.add_argument(
+        "--only", nargs="+", metavar="TEXT", help="only the endpoints whose name contains TEXT"
+    )
     args = ap.parse_args()
     if "digits" not in models.available():
         print("the digit model is not installed (cnncore/models/digits.*): train it first")
         return 1
 
     loads = workloads()
+    if args.only:
+        loads = {k: v for k, v in loads.items() if any(t in k for t in args.only)}
     work = engine_work()
     rows = []
+    load_start = os.getloadavg()
     for workers in args.workers:
         proc, port = start_server(workers)
         try:
@@ -325,12 +349,19 @@ def main() -> int:
             stop_server(proc)
 
     load = os.getloadavg()
+    from app.compression import isal_available
+    from app.settings import Settings
+
+    level = Settings.from_env().gzip_level
     print(
         f"\nMachine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, load average "
-        f"{load[0]:.1f} / {load[1]:.1f} at the end; clients are threads with keep-alive "
-        "connections on the same machine. engine = the engine's own work in-process "
-        "(predict: preprocess + forward; trace: Network.trace); service = the handler's "
-        "whole call in-process (parse, validate, engine, JSON); p50 − engine at 1 client.\n"
+        f"{load_start[0]:.1f} / {load_start[1]:.1f} at the start, {load[0]:.1f} / {load[1]:.1f} "
+        "at the end (1 / 5 min); gzip: "
+        f"{'ISA-L' if isal_available() else 'zlib'}, level {level}; clients are threads with "
+        "keep-alive connections on the same machine. engine = the engine's own work "
+        "in-process (predict: preprocess + forward; trace: Network.trace); service = the "
+        "handler's whole call in-process (parse, validate, engine, JSON); p50 − engine at "
+        "1 client.\n"
     )
     print(
         "| endpoint | workers | clients | requests | p50 ms | p99 ms | req/s "
@@ -343,6 +374,7 @@ def main() -> int:
             f"| {name} | {workers} | {clients} | {r['n']} | {r['p50']:.1f} | {r['p99']:.1f} "
             f"| {r['rps']:.0f} | {e:.1f} | {svc:.1f} | {over} |"
         )
+    targets(rows)
     return 0
 
 

@@ -66,6 +66,7 @@ async function sendPredict() {
 }
 
 function scheduleTrace(delay = CONFIG.traceDebounceMs) {
+  document.body.dataset.tracing = "true"; // for the e2e tests: a trace is on its way
   clearTimeout(traceTimer);
   traceTimer = setTimeout(runTrace, delay);
 }
@@ -74,8 +75,12 @@ function scheduleTrace(delay = CONFIG.traceDebounceMs) {
 async function runTrace() {
   clearTimeout(traceTimer);
   const body = traceBody(get());
-  if (!body) return;
+  if (!body) {
+    document.body.dataset.tracing = "false";
+    return;
+  }
   const seq = ++traceSeq;
+  document.body.dataset.tracing = "true";
   set({ busy: true });
   try {
     const trace = await api.trace(body);
@@ -95,9 +100,11 @@ async function runTrace() {
     showStep();
     status("");
     document.body.dataset.traces = String(seq);
+    document.body.dataset.tracing = "false";
   } catch (err) {
     set({ busy: false });
     status(t("status.error", { msg: err.message }));
+    if (seq === traceSeq) document.body.dataset.tracing = "false";
   }
 }
 

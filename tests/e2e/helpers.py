@@ -30,10 +30,15 @@ def wait_settled(page, timeout: float = 10000) -> None:
     """Wait until the bars show the pad's latest drawing and the trace that follows has arrived."""
     page.wait_for_function(
         "() => document.querySelector('#probs').dataset.version"
-        " === document.querySelector('#pad').dataset.version",
+        " === document.querySelector('#pad').dataset.version"
+        " && document.body.dataset.tracing === 'false'",
         timeout=timeout,
     )
-    page.wait_for_load_state("networkidle")
+
+
+def wait_traced(page, timeout: float = 20000) -> None:
+    """Wait until no trace is scheduled or in flight (the views show the latest one)."""
+    page.wait_for_function("() => document.body.dataset.tracing === 'false'", timeout=timeout)
 
 
 def step_total(page) -> int:

@@ -13,7 +13,17 @@ import httpx
 import pytest
 
 from .conftest import ARTIFACTS, ROOT
-from .helpers import ONE, ZERO, draw, find_step, go_to_step, pause_sweep, step_total, wait_settled
+from .helpers import (
+    ONE,
+    ZERO,
+    draw,
+    find_step,
+    go_to_step,
+    pause_sweep,
+    step_total,
+    wait_settled,
+    wait_traced,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -211,7 +221,7 @@ def test_target_change_retraces(page):
     wait_settled(page)
     body = traced_request(page, lambda: page.locator("#target-select").select_option("7"))
     assert body["target"] == 7
-    page.wait_for_load_state("networkidle")
+    wait_traced(page)
     assert "7" in page.locator("#target-select").input_value()
 
 
@@ -234,10 +244,15 @@ def test_scenarios_step_through_without_errors(page, server, screenshots):
         before = page.locator("body").get_attribute("data-traces")
         page.select_option("#source-select", f"scenario:{sid}")
         page.wait_for_function(f"() => document.body.dataset.traces !== '{before}'")
-        for i in range(step_total(page)):
+        assert page.locator("#note-text").text_content().strip()
+        assert page.locator(".ev").count() > 0 or sid in ("overlapping-maxpool", "avgpool")
+        n = step_total(page)
+        for i in range(n):
             go_to_step(page, i)
             page.wait_for_selector("#formula .fline")
-            if k == 0 and i == 0:
+            # Every map of a worked example prints its numbers in its cells.
+            assert page.locator("#detail").get_attribute("data-unnumbered") == "0", (sid, i)
+            if i == n // 2:
                 page.screenshot(path=str(screenshots / f"scenario-{sid}.png"))
     assert not page.messages.problems(), page.messages.problems()
 

@@ -22,7 +22,7 @@ export function getAt(a, path) {
 /** A deep copy of `a` with the value at `path` replaced by `v`. */
 export function setAt(a, path, v) {
   if (!path.length) return v;
-  const copy = a.slice();
+  const copy = Array.isArray(a) ? a.slice() : { ...a };
   copy[path[0]] = setAt(a[path[0]], path.slice(1), v);
   return copy;
 }

@@ -240,7 +240,7 @@ def test_scenarios_step_through_without_errors(page, server, screenshots):
     scenarios = httpx.get(server + "/api/scenarios", timeout=10).json()
     ids = [s["id"] for s in (scenarios if isinstance(scenarios, list) else scenarios["scenarios"])]
     assert ids
-    for k, sid in enumerate(ids):
+    for sid in ids:
         before = page.locator("body").get_attribute("data-traces")
         page.select_option("#source-select", f"scenario:{sid}")
         page.wait_for_function(f"() => document.body.dataset.traces !== '{before}'")

@@ -164,7 +164,7 @@ def test_language_switch_changes_texts_and_is_remembered(page, server, screensho
     english = [page.locator(s).text_content() for s in ids]
     page.locator(".lang-btn[data-lang=zh]").click()
     chinese = [page.locator(s).text_content() for s in ids]
-    assert all(a != b for a, b in zip(english, chinese)), list(zip(english, chinese))
+    assert all(a != b for a, b in zip(english, chinese, strict=True)), (english, chinese)
     page.goto(server + "/")  # no lang in the URL: the remembered choice
     page.wait_for_selector("body[data-traces]", state="attached", timeout=20000)
     assert page.locator("html").get_attribute("lang") == "zh-CN"
@@ -172,6 +172,9 @@ def test_language_switch_changes_texts_and_is_remembered(page, server, screensho
     assert "lang=zh" in page.url
     page.screenshot(path=str(screenshots / "chinese-after-reload.png"))
     assert not page.messages.problems(), page.messages.problems()
+
+
+PROB_TEXTS = "[...document.querySelectorAll('.prob-value')].map((e) => e.textContent)"
 
 
 def wait_for_url(page, *parts: str) -> str:
@@ -196,7 +199,7 @@ def test_shared_link_reopens_the_same_drawing_step_target_and_language(page, bro
     page.wait_for_function("() => document.querySelector('#share-msg').dataset.url")
     assert page.locator("#share-msg").get_attribute("data-url") == url
     prediction = page.locator("#probs").get_attribute("data-prediction")
-    probs = page.evaluate("JSON.stringify([...document.querySelectorAll('.prob-value')].map(e => e.textContent))")
+    probs = page.evaluate(PROB_TEXTS)
 
     context = browser.new_context(viewport={"width": 1280, "height": 720})
     fresh = context.new_page()
@@ -208,10 +211,7 @@ def test_shared_link_reopens_the_same_drawing_step_target_and_language(page, bro
     assert fresh.locator("#source-select").input_value() == "model:digits"
     assert fresh.locator("#target-select").input_value() == "3"
     assert fresh.locator("#probs").get_attribute("data-prediction") == prediction
-    fresh_probs = fresh.evaluate(
-        "JSON.stringify([...document.querySelectorAll('.prob-value')].map(e => e.textContent))"
-    )
-    assert fresh_probs == probs
+    assert fresh.evaluate(PROB_TEXTS) == probs
     # The page writes back the same link.
     assert wait_for_url(fresh, "step=9") == url
     context.close()

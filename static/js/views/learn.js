@@ -4,7 +4,7 @@
 
 import { fmt, fmt4, full, percent } from "../format.js";
 import { t } from "../i18n.js";
-import { flat, maxAbs, toMaps } from "../math/tensor.js";
+import { flat, maxAbs } from "../math/tensor.js";
 import { layerName } from "./overview.js";
 import { paintMap } from "./heatmap.js";
 
@@ -32,6 +32,28 @@ export function paramDeltas(before, after) {
     out.push({ layer: i, dw, db, maxW: maxAbs(dw), maxB: maxAbs(db) });
   });
   return out;
+}
+
+const MAP_MAX_H = 220; // CSS pixels of the ΔW heatmap
+
+/**
+ * ΔW as one map: a dense layer's matrix as it is; a conv layer's (out, in, kH, kW) kernels as
+ * blocks separated by a one-cell gap (zero, drawn white): one row of blocks per filter, one column
+ * per input channel, or, with one input channel, the filters in rows of up to 8.
+ */
+export function mosaic(dw) {
+  if (!Array.isArray(dw[0][0])) return { map: dw, name: "ΔW" };
+  const [O, I, kh, kw] = [dw.length, dw[0].length, dw[0][0].length, dw[0][0][0].length];
+  const perRow = I === 1 ? Math.min(8, O) : I;
+  const rows = I === 1 ? Math.ceil(O / perRow) : O;
+  const map = Array.from({ length: rows * (kh + 1) - 1 }, () => new Array(perRow * (kw + 1) - 1).fill(0));
+  for (let o = 0; o < O; o++) {
+    for (let c = 0; c < I; c++) {
+      const [br, bc] = I === 1 ? [Math.floor(o / perRow), o % perRow] : [o, c];
+      for (let i = 0; i < kh; i++) for (let j = 0; j < kw; j++) map[br * (kh + 1) + i][bc * (kw + 1) + j] = dw[o][c][i][j];
+    }
+  }
+  return { map, name: `ΔW (${O}×${I}×${kh}×${kw})` };
 }
 
 export class LearnPanel {
@@ -125,26 +147,18 @@ export class LearnPanel {
     wrap.replaceChildren();
     const d = this.deltas.find((x) => x.layer === this.selected);
     if (!d) return;
-    const m = d.maxW || 1;
-    const dense = !Array.isArray(d.dw[0][0]);
-    // conv ΔW (out, in, kH, kW): one small map per (filter, input channel); dense: the matrix.
-    const maps = dense ? [d.dw] : d.dw.flatMap((f) => toMaps(f));
-    const cols = dense ? 1 : d.dw[0].length;
+    const { map, name } = mosaic(d.dw);
+    const cv = el("canvas", "learn-map-cell");
+    paintMap(cv, map, d.maxW || 1);
     const room = wrap.clientWidth || 260;
-    const [mh, mw] = [maps[0].length, maps[0][0].length];
-    const scale = dense ? Math.min(8, room / mw) : Math.max(2, Math.min(14, Math.floor((room - 4 * cols) / (cols * mw))));
-    wrap.style.gridTemplateColumns = `repeat(${cols}, auto)`;
-    maps.forEach((map, k) => {
-      const cv = el("canvas", "learn-map-cell");
-      paintMap(cv, map, m);
-      cv.style.width = `${Math.max(2, Math.round(mw * scale))}px`;
-      cv.style.height = `${Math.max(2, Math.round(mh * Math.max(scale, dense ? 2 : scale)))}px`;
-      const name = dense ? "ΔW" : `ΔW[${Math.floor(k / cols)}, ${k % cols}]`;
-      cv.setAttribute("role", "img");
-      cv.setAttribute("aria-label", t("learn.mapAria", { name, m: fmt(d.maxW) }));
-      cv.title = name;
-      wrap.append(cv);
-    });
+    const [h, w] = [map.length, map[0].length];
+    const scale = Math.min(room / w, Math.max(1, Math.floor(MAP_MAX_H / h)), 12);
+    cv.style.width = `${Math.max(2, Math.round(w * scale))}px`;
+    cv.style.height = `${Math.max(2, Math.round(h * Math.max(scale, 2)))}px`;
+    cv.setAttribute("role", "img");
+    cv.setAttribute("aria-label", t("learn.mapAria", { name, m: fmt(d.maxW) }));
+    cv.title = name;
+    wrap.append(cv);
     $("learn-map-legend").textContent = t("learn.mapLegend", { n: d.layer + 1, m: fmt(d.maxW) });
   }
 }

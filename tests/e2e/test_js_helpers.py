@@ -101,3 +101,47 @@ def test_steps_follow_the_network(page):
         "weight_grad@0",
         "input_grad@0",
     ]
+
+
+def test_url_state_encoding(page):
+    r = run(
+        page,
+        "url.js",
+        """const img = [[0, 1, 0.5], [0.2, 0, 1]];
+        const base = {input: [[[1, 2], [3, 4]]], params: [{w: [[[[1, -1]]]], b: [1]}, {}],
+                      target: [5]};
+        const edited = {input: [[[1, 2.5], [3, 4]]], params: [{w: [[[[1, -7]]]], b: [1]}, {}],
+                        target: [6]};
+        const text = m.encodeEdits(base, edited);
+        return {
+          img: m.decodeImage(m.encodeImage(img), 2, 3),
+          len: m.encodeImage(Array.from({length: 28}, () => new Array(28).fill(1))).length,
+          bad: m.decodeImage("AAAA", 28, 28),
+          text,
+          back: m.applyEdits(base, text),
+          junk: m.applyEdits(base, "x:1,99:2,0:NaN,1:3"),
+        };""",
+    )
+    assert r["img"] == [[0, 1, 8 / 15], [3 / 15, 0, 1]]
+    assert r["len"] == 523 and r["bad"] is None
+    assert r["text"] == "1:2.5,5:-7,7:6"
+    assert r["back"]["input"] == [[[1, 2.5], [3, 4]]] and r["back"]["params"][0]["w"] == [
+        [[[1, -7]]]
+    ]
+    assert r["back"]["target"] == [6] and r["back"]["params"][1] == {}
+    assert r["junk"]["input"] == [[[1, 3], [3, 4]]]
+
+
+def test_suggested_learning_rate(page):
+    r = run(
+        page,
+        "session.js",
+        """const layer = (dw, db) => ({params: {}, backward: {dC_dw: dw, dC_db: db}});
+        return [
+          m.suggestRate({loss: 2, layers: [layer([[12, 10, 6, 4]], [2]), layer(null, null)]}),
+          m.suggestRate({loss: 0, layers: [layer([[1]], [1])]}),
+          m.suggestRate({loss: 1, layers: [layer(null, null)]}),
+        ];""",
+    )
+    # 2 / (2 · (144 + 100 + 36 + 16 + 4)) = 1/300 → the 1-2-5 value below it is 0.002
+    assert r == [0.002, None, None]

@@ -82,7 +82,7 @@ def dumps_trace(out: dict[str, Any]) -> bytes:
         layer_seen.clear()
         for part in ("forward", "backward"):
             layer[part] = {k: frag(v) for k, v in layer[part].items()}
-        # parameters and argmax never equal a tensor: keep them out of the comparisons
+        # parameters and argmax are not compared with the tensors: no match is expected
         layer_seen.clear()
         layer["params"] = {k: frag(v) for k, v in layer["params"].items()}
         if "argmax" in layer:

@@ -4,12 +4,14 @@ remembered across reloads, and a shared link reopening the same view."""
 from __future__ import annotations
 
 import math
+import time
 
 import httpx
 import pytest
 
 from .conftest import ROOT
 from .helpers import ONE, draw, go_to_step, pause_sweep, wait_settled, wait_traced
+from .test_app import record
 
 pytestmark = pytest.mark.e2e
 
@@ -114,9 +116,11 @@ def test_three_steps_lower_the_loss_and_the_target_wins(page, server, screenshot
     page.locator("#target-select").select_option("7")
     wait_retraced(page, before)
     lr = float(page.locator("#learn-rate").input_value())
-    losses = []
+    losses, times = [], []
     for k in range(1, 4):
+        t0 = time.monotonic()
         body = apply_step(page, k, key=k == 3)
+        times.append(round(1000 * (time.monotonic() - t0)))
         assert body["learning_rate"] == lr and body["target"] == 7
         before_loss, after_loss = shown_loss(page)
         # The displayed numbers are the API's: the same request gives the same loss_after.
@@ -130,6 +134,7 @@ def test_three_steps_lower_the_loss_and_the_target_wins(page, server, screenshot
         )
         losses.append((before_loss, after_loss))
     assert [b for b, _ in losses[1:]] == [a for _, a in losses[:-1]]
+    record("learn_step_click_to_new_trace_ms", times)
     assert page.locator("#probs").get_attribute("data-prediction") == "7"
     assert page.locator("#learn-layers button").count() == 4
     page.locator("#learn-layers button").nth(0).click()

@@ -80,6 +80,9 @@ export class Editor {
     const label = prefix.length ? `${section.title} [${prefix.join(", ")}]` : section.title;
     table.setAttribute("aria-label", label);
     table.style.gridTemplateColumns = `repeat(${map[0].length}, auto)`;
+    const box = el("div", "ed-map");
+    if (prefix.length) box.append(el("span", "ed-sub", prefix.length === 1 ? t("overview.channel", { c: prefix[0] }) : `[${prefix.join(", ")}]`));
+    box.append(table);
     map.forEach((row, i) => row.forEach((v, j) => {
       const idx = scalar ? [] : vector ? [j] : [...prefix, i, j];
       const path = [...section.path, ...idx];
@@ -98,7 +101,7 @@ export class Editor {
       b.addEventListener("click", () => this.open(b, path, v));
       table.append(b);
     }));
-    return table;
+    return box;
   }
 
   open(button, path, value) {

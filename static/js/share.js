@@ -96,9 +96,11 @@ export function initShare({ status }) {
     writeUrl(urlParams(s));
     const ok = await copy(location.href);
     const msg = $("share-msg");
-    msg.textContent = ok ? t("share.copied") : t("share.failed");
+    // The digit model's learned weights (114,314 numbers) do not fit in a link: say so.
+    const copied = s.source.kind === "model" && s.params ? "share.copiedNoWeights" : "share.copied";
+    msg.textContent = ok ? t(copied) : t("share.failed");
     msg.dataset.url = location.href;
-    setTimeout(() => { msg.textContent = ""; }, 2500);
+    setTimeout(() => { msg.textContent = ""; }, 4000);
     if (!ok) status(t("share.failed"));
   });
 }

@@ -198,6 +198,7 @@ export default {
   "share.copy": "Copy link",
   "share.copyAria": "Copy a link to this exact view: network, step, target, language and drawing or edited values",
   "share.copied": "Link copied",
+  "share.copiedNoWeights": "Link copied (with the bundled weights: learned weights do not fit in a link)",
   "share.failed": "Could not copy; the address bar holds the link",
   "note.edited": "You changed some values: the note describes the original ones (Reset restores them).",
 

@@ -198,6 +198,7 @@ export default {
   "share.copy": "复制链接",
   "share.copyAria": "复制指向当前视图的链接：网络、步骤、目标、语言以及画的数字或修改过的数值",
   "share.copied": "链接已复制",
+  "share.copiedNoWeights": "链接已复制（使用原始权重：学到的权重放不进链接）",
   "share.failed": "无法复制；地址栏里就是链接",
   "note.edited": "你修改了一些数值：说明描述的是原始数值（“重置”可恢复）。",
 

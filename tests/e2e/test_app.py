@@ -151,11 +151,24 @@ def test_conv_forward_number_equals_the_trace(page, server):
 @needs_model
 def test_clicking_an_output_cell_focuses_it(page):
     go_to_step(page, 0)
-    x, y, cw, ch = json.loads(page.locator("#detail").get_attribute("data-out-grid"))
+    # The layout can still settle (a resize remounts the view): wait for a stable grid position.
+    grid = None
+    for _ in range(20):
+        page.wait_for_timeout(150)
+        now = page.locator("#detail").get_attribute("data-out-grid")
+        if now == grid:
+            break
+        grid = now
+    x, y, cw, ch = json.loads(grid)
     page.locator("#detail canvas").click(position={"x": x + 3.5 * cw, "y": y + 2.5 * ch})
     d = page.locator("#detail")
-    assert (d.get_attribute("data-i"), d.get_attribute("data-j")) == ("2", "3")
     assert d.get_attribute("data-sweeping") == "false"
+    # The focus moves on the next animation frame.
+    page.wait_for_function(
+        "() => { const d = document.querySelector('#detail').dataset;"
+        " return d.i === '2' && d.j === '3'; }",
+        timeout=3000,
+    )
     assert "z[2, 3]" in page.locator("#detail-notes").text_content()
     # Hovering a cell shows its full value: the same number as the formula's result.
     page.locator("#detail canvas").hover(position={"x": x + 3.5 * cw, "y": y + 2.5 * ch})

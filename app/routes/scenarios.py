@@ -6,19 +6,20 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path
 
+from cnncore.scenarios import get
+
 from .. import services
 from ..schemas import ScenarioDetail, ScenarioSummary
 from . import ApiRoute, JSONBytes, errors
 
 router = APIRouter(prefix="/api/scenarios", tags=["scenarios"], route_class=ApiRoute)
 
-_SUMMARY_EXAMPLE = {
-    "id": "conv-dense",
-    "title": {"en": "One conv filter, then a dense output", "zh": "一个卷积核，后接一个全连接输出"},
-    "note": {
-        "en": "A 2×2 filter slides over the 3×3 input and gives four values; ...",
-        "zh": "2×2 卷积核在 3×3 输入上滑动，得到 4 个值；...",
-    },
+# The OpenAPI examples are the first scenario itself, so the docs can never drift from it.
+_EXAMPLE = get("conv-dense").to_dict()
+_SUMMARY_EXAMPLE = {k: _EXAMPLE[k] for k in ("id", "title", "note")}
+_DETAIL_EXAMPLE = {
+    **_EXAMPLE,
+    "network": {"input_shape": _EXAMPLE["spec"]["input_shape"], "layers": ["..."], "loss": "mse"},
 }
 
 
@@ -42,26 +43,7 @@ def list_scenarios() -> JSONBytes:
         200: {
             "content": {
                 "application/json": {
-                    "example": {
-                        **_SUMMARY_EXAMPLE,
-                        "spec": {
-                            "input_shape": [1, 3, 3],
-                            "layers": [
-                                {"type": "conv2d", "out_channels": 1, "kernel_size": 2},
-                                {"type": "flatten"},
-                                {"type": "dense", "units": 1},
-                            ],
-                            "loss": "mse",
-                        },
-                        "network": {"input_shape": [1, 3, 3], "layers": ["..."], "loss": "mse"},
-                        "params": [
-                            {"w": [[[[1, -1], [2, 0]]]], "b": [1]},
-                            {},
-                            {"w": [[1, -1, 1, 2]], "b": [-1]},
-                        ],
-                        "input": [[[1, 2, 0], [3, 1, 2], [0, 1, 3]]],
-                        "target": [5],
-                    }
+                    "example": _DETAIL_EXAMPLE,
                 }
             }
         },

@@ -243,6 +243,32 @@ class TraceRequest(BaseModel):
         le=10,
         description="if given, one SGD step: the response adds `updated_params` and `loss_after`",
     )
+    encoding: Literal["json", "base64"] = Field(
+        "json",
+        description="how the response writes arrays. 'json' (default): nested lists of "
+        "numbers. 'base64': every array (tensors, params, argmax, output, target, "
+        "updated_params) as {'dtype': 'float64' (argmax: 'int64'), 'shape': [...], "
+        "'data': base64 of its little-endian C-order bytes}, exact float64 and smaller and "
+        "faster to write; decode with NumPy: np.frombuffer(base64.b64decode(d['data']), "
+        "'<f8').reshape(d['shape']). Scalars (loss, prediction, loss_after, shapes) stay "
+        "numbers.",
+    )
+
+
+class EncodedArray(BaseModel):
+    """An array with `"encoding": "base64"`."""
+
+    dtype: Literal["float64", "int64"] = Field(
+        description="'float64' ('<f8'), or 'int64' ('<i8') for max-pool argmax"
+    )
+    shape: list[int] = Field(description="the array's shape; [] for a 0-d array")
+    data: str = Field(
+        description="base64 (standard alphabet, padded) of the little-endian, "
+        "C-order (row-major) bytes"
+    )
+
+
+EncodedOrList = list[Any] | EncodedArray
 
 
 class LayerTrace(BaseModel):
@@ -256,7 +282,7 @@ class LayerTrace(BaseModel):
         description="dC_da, dC_dz, dC_db, dC_dw, dC_da_prev "
         "(dC_db and dC_dw are null for layers without parameters)"
     )
-    argmax: list[Any] | None = Field(
+    argmax: EncodedOrList | None = Field(
         None,
         description="max-pool only: (C, H_out, W_out, 2), "
         "the input (row, col) each output cell came from",
@@ -264,10 +290,12 @@ class LayerTrace(BaseModel):
 
 
 class TraceResponse(BaseModel):
+    """Arrays are nested lists, or `EncodedArray` objects with `"encoding": "base64"`."""
+
     network: dict[str, Any] = Field(description="the normalized spec with every shape")
     loss: float
-    output: list[Any]
-    target: list[Any] = Field(
+    output: EncodedOrList
+    target: EncodedOrList = Field(
         description="the target as an array shaped like the output (a class index becomes one-hot)"
     )
     prediction: int | None = Field(None, description="classifiers only: argmax of the output")

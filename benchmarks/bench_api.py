@@ -6,7 +6,8 @@ measures p50/p99 latency and requests/s of
 * `POST /api/predict` with a 280×280 drawing as JSON (3 decimals per pixel, as the UI sends),
 * `POST /api/predict` with the same drawing as a PNG upload,
 * `POST /api/trace` on scenario 1 (a tiny response: the fixed cost of HTTP) and on the digit
-  model (4.9 MB of JSON; identity encoding, and gzip as a browser asks),
+  model (4.9 MB of JSON; identity encoding, and gzip as a browser asks; and with
+  `"encoding": "base64"`, every array as base64 of its float64 bytes, 4.2 MB),
 
 and compares the HTTP latency at 1 client with the engine's own time for the same work,
 measured in this process (predict: `to_mnist` + forward; trace: `Network.trace`).
@@ -86,6 +87,10 @@ def workloads() -> dict[str, dict]:
     trace_body = orjson.dumps(
         {"model": "digits", "input": x28, "target": 7}, option=orjson.OPT_SERIALIZE_NUMPY
     )
+    trace_b64_body = orjson.dumps(
+        {"model": "digits", "input": x28, "target": 7, "encoding": "base64"},
+        option=orjson.OPT_SERIALIZE_NUMPY,
+    )
     predict_body = orjson.dumps(
         {"model": "digits", "image": ink}, option=orjson.OPT_SERIALIZE_NUMPY
     )
@@ -125,6 +130,13 @@ def workloads() -> dict[str, dict]:
             "gzip": True,
             "n": 30,
         },
+        "trace (digits, base64)": {
+            "path": "/api/trace",
+            "body": trace_b64_body,
+            "type": "application/json",
+            "gzip": False,
+            "n": 60,
+        },
     }
 
 
@@ -159,6 +171,9 @@ def engine_work() -> dict[str, tuple]:
         net.trace(x28[None], 7)
 
     trace_pair = (trace, lambda: services.trace_json(trace_req, settings))
+    trace_b64_req = TraceRequest.model_validate(
+        orjson.loads(loads["trace (digits, base64)"]["body"])
+    )
     scenario = get_scenario("conv-dense")
     scenario_net = scenario.network()
     scenario_x = np.array(scenario.input, dtype=np.float64)
@@ -178,6 +193,7 @@ def engine_work() -> dict[str, tuple]:
         ),
         "trace (digits)": trace_pair,
         "trace (digits, gzip)": trace_pair,
+        "trace (digits, base64)": (trace, lambda: services.trace_json(trace_b64_req, settings)),
     }
 
 
@@ -242,6 +258,17 @@ def stop_server(proc: subprocess.Popen) -> None:
 
 
 # ------------------------------------------------------------------------------ load
+def response_size(port: int, w: dict) -> int:
+    """Bytes of one response body, as sent (gzipped when the workload asks for gzip)."""
+    headers = {"Content-Type": w["type"], "Accept-Encoding": "gzip" if w["gzip"] else "identity"}
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        c.request("POST", w["path"], body=w["body"], headers=headers)
+        return len(c.getresponse().read())
+    finally:
+        c.close()
+
+
 def run_load(port: int, w: dict, clients: int, n: int) -> dict[str, float]:
     headers = {"Content-Type": w["type"], "Accept-Encoding": "gzip" if w["gzip"] else "identity"}
     latencies: list[float] = []
@@ -293,13 +320,16 @@ def run_load(port: int, w: dict, clients: int, n: int) -> dict[str, float]:
     }
 
 
-def targets(rows: list[tuple]) -> None:
-    """Issue 3's two targets, from the rows measured (when the run has them)."""
+def targets(rows: list[tuple], sizes: dict[str, int]) -> None:
+    """Issue 3's two targets, from the rows measured (when the run has them); the trace
+    target for both encodings of the response (nested lists, base64)."""
     for name, workers, clients, r, e, _ in rows:
-        if name == "trace (digits)" and clients == 1:
+        if name in ("trace (digits)", "trace (digits, base64)") and clients == 1:
             ok = "met" if r["p50"] - e <= 3 else "not met"
+            encoding = "base64" if "base64" in name else "json"
             print(
-                f"\nTarget: trace (digits), {workers} worker(s), 1 client: p50 − engine "
+                f"\nTarget: {name}, {workers} worker(s), 1 client, encoding {encoding} "
+                f"({sizes.get(name, 0) / 1e6:.2f} MB): p50 − engine "
                 f"{r['p50'] - e:.1f} ms (<= 3 ms: {ok})"
             )
         if name == "predict (JSON 280×280)" and workers == 2 and clients == 8:
@@ -328,6 +358,7 @@ def main() -> int:
         loads = {k: v for k, v in loads.items() if any(t in k for t in args.only)}
     work = engine_work()
     rows = []
+    sizes: dict[str, int] = {}
     load_start = os.getloadavg()
     for workers in args.workers:
         proc, port = start_server(workers)
@@ -335,6 +366,7 @@ def main() -> int:
             for name, w in loads.items():
                 # measured next to the HTTP runs, so both see the same machine load
                 engine_ms, service_ms = (median_ms(f) for f in work[name])
+                sizes[name] = response_size(port, w)
                 for clients in args.clients:
                     n = max(clients * 2, w["n"] // (4 if args.quick else 1))
                     r = run_load(port, w, clients, n)
@@ -350,6 +382,7 @@ def main() -> int:
 
     load = os.getloadavg()
     from app.compression import isal_available
+    from app.services.serialize import B64_IMPL
     from app.settings import Settings
 
     level = Settings.from_env().gzip_level
@@ -357,7 +390,8 @@ def main() -> int:
         f"\nMachine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, load average "
         f"{load_start[0]:.1f} / {load_start[1]:.1f} at the start, {load[0]:.1f} / {load[1]:.1f} "
         "at the end (1 / 5 min); gzip: "
-        f"{'ISA-L' if isal_available() else 'zlib'}, level {level}; clients are threads with "
+        f"{'ISA-L' if isal_available() else 'zlib'}, level {level}; base64: {B64_IMPL}; "
+        "clients are threads with "
         "keep-alive connections on the same machine. engine = the engine's own work "
         "in-process (predict: preprocess + forward; trace: Network.trace); service = the "
         "handler's whole call in-process (parse, validate, engine, JSON); p50 − engine at "
@@ -374,7 +408,10 @@ def main() -> int:
             f"| {name} | {workers} | {clients} | {r['n']} | {r['p50']:.1f} | {r['p99']:.1f} "
             f"| {r['rps']:.0f} | {e:.1f} | {svc:.1f} | {over} |"
         )
-    targets(rows)
+    print()
+    for name, size in sizes.items():
+        print(f"Response body: {name}: {size:,} bytes")
+    targets(rows, sizes)
     return 0
 
 

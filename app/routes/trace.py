@@ -36,6 +36,10 @@ _REQUEST_EXAMPLES = {
         "summary": "The digit model on a blank 28×28 input, target class 3",
         "value": {"model": "digits", "input": [[0.0] * 28 for _ in range(28)], "target": 3},
     },
+    "base64": {
+        "summary": "Scenario 1 with every array as base64 of its float64 bytes",
+        "value": {"scenario": "conv-dense", "encoding": "base64"},
+    },
 }
 
 
@@ -53,5 +57,8 @@ async def trace(
     normalized `network`, `loss`, `output`, `target`, `prediction` (classifiers) and per layer
     `forward` {a_prev, z, a} and `backward` {dC_da, dC_dz, dC_db, dC_dw, dC_da_prev} (plus
     `argmax` for max-pool). With `learning_rate`: `updated_params` after one SGD step and
-    `loss_after`, the loss with them on the same input."""
+    `loss_after`, the loss with them on the same input. With `"encoding": "base64"` every
+    array is `{"dtype": "float64" (argmax: "int64"), "shape": [...], "data": "<base64 of the
+    little-endian C-order bytes>"}` instead of nested lists: the exact float64 values,
+    cheaper to write and to parse."""
     return JSONBytes(await run_compute(services.trace_json, req, s))

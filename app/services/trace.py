@@ -120,7 +120,8 @@ def _network(req: TraceRequest, s: Settings) -> tuple[Network, Any, Any]:
 
 
 def trace_json(req: TraceRequest, s: Settings) -> bytes:
-    """The trace's JSON: every layer's forward and backward tensors, unrounded."""
+    """The trace's JSON: every layer's forward and backward tensors, unrounded; arrays as
+    nested lists, or as base64 of their float64 bytes with `"encoding": "base64"`."""
     net, input_value, target_value = _network(req, s)
     if input_value is None:
         raise ApiError(
@@ -157,4 +158,4 @@ def trace_json(req: TraceRequest, s: Settings) -> bytes:
                 raise ApiError(("body", "learning_rate"), _OVERFLOW, "overflow")
             out["updated_params"] = net2.params
             out["loss_after"] = loss_after
-    return dumps_trace(out)
+    return dumps_trace(out, req.encoding)

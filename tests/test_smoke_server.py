@@ -6,68 +6,35 @@ from __future__ import annotations
 import io
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.servers import free_port, start
+
 ROOT = Path(__file__).resolve().parent.parent
 CNNVIZ = Path(sys.executable).parent / "cnnviz"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def server(tiny_models_dir):
     if not CNNVIZ.exists():
-        pytest.skip("the cnnviz console script is not installed")
+        pytest.fail(f"the cnnviz console script is missing at {CNNVIZ}: run `make install`")
     port = free_port()
     env = {**os.environ, "CNNVIZ_MODELS_DIR": str(tiny_models_dir)}
-    proc = subprocess.Popen(
-        [
-            str(CNNVIZ),
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "info",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{base}/api/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            out = proc.communicate()[0].decode(errors="replace")
-            pytest.fail(f"server did not start (exit {proc.returncode}):\n{out}")
-        time.sleep(0.1)
-    yield base, proc
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait()
+    args = [str(CNNVIZ), "serve", "--host", "127.0.0.1", "--port", str(port), "--log-level", "info"]
+    srv = start(args, port, env=env)
+    yield srv.base, srv
+    if srv.proc.poll() is None:
+        srv.proc.kill()
+        srv.proc.wait()
 
 
 def test_every_endpoint_over_http(server):
-    base, proc = server
+    base, _ = server
     with httpx.Client(base_url=base, timeout=30) as c:
         r = c.get("/api/health")
         assert r.json()["status"] == "ok" and r.json()["models"] == ["digits"]
@@ -121,14 +88,15 @@ def test_every_endpoint_over_http(server):
 
 
 def test_clean_stop(server):
-    _, proc = server
+    _, srv = server
+    proc = srv.proc
     proc.send_signal(signal.SIGTERM)
     try:
         code = proc.wait(timeout=15)
     except subprocess.TimeoutExpired:
         proc.kill()
         pytest.fail("the server did not stop within 15 s of SIGTERM")
-    out = proc.stdout.read().decode(errors="replace")
+    out = srv.output()
     # uvicorn shuts down gracefully, then re-raises the signal it caught: exit by SIGTERM
     assert code in (0, -signal.SIGTERM), out
     assert "Application shutdown complete" in out, out

@@ -9,6 +9,19 @@ import numpy as np
 
 SCENARIO_1 = "conv-dense"
 
+# A 3x3 input, a 2x2 conv and a dense output: small enough to check by hand.
+SMALL = {
+    "input_shape": [1, 3, 3],
+    "layers": [
+        {"type": "conv2d", "out_channels": 1, "kernel_size": 2},
+        {"type": "flatten"},
+        {"type": "dense", "units": 1},
+    ],
+    "loss": "mse",
+}
+SMALL_PARAMS = [{"w": [[[[1, -1], [2, 0]]]], "b": [1]}, {}, {"w": [[1, -1, 1, 2]], "b": [-1]}]
+SMALL_INPUT = [[1, 2, 0], [3, 1, 2], [0, 1, 3]]
+
 
 def assert_error(response, status: int, *loc_parts: Any) -> dict:
     """The response is `status` with the documented error body, and its first `loc` starts

@@ -8,21 +8,10 @@ import copy
 
 import numpy as np
 import pytest
-from api_helpers import SCENARIO_1, assert_error
+from api_helpers import SCENARIO_1, SMALL, SMALL_INPUT, SMALL_PARAMS, assert_error
 
 from cnncore import Network, models
 
-SMALL = {
-    "input_shape": [1, 3, 3],
-    "layers": [
-        {"type": "conv2d", "out_channels": 1, "kernel_size": 2},
-        {"type": "flatten"},
-        {"type": "dense", "units": 1},
-    ],
-    "loss": "mse",
-}
-SMALL_PARAMS = [{"w": [[[[1, -1], [2, 0]]]], "b": [1]}, {}, {"w": [[1, -1, 1, 2]], "b": [-1]}]
-SMALL_INPUT = [[1, 2, 0], [3, 1, 2], [0, 1, 3]]
 _CODES = {"float64": "<f8", "int64": "<i8"}
 
 

@@ -58,19 +58,9 @@ from cnncore import naive  # noqa: E402
 from cnncore.memory import keep_freed_memory  # noqa: E402
 from cnncore.network import Network  # noqa: E402
 from cnncore.optim import Adam  # noqa: E402
+from cnncore.train import LENET_SPEC  # noqa: E402
 
-SPEC = {
-    "input_shape": [1, 28, 28],
-    "layers": [
-        {"type": "conv2d", "out_channels": 8, "kernel_size": 5, "activation": "relu"},
-        {"type": "maxpool2d", "kernel_size": 2},
-        {"type": "conv2d", "out_channels": 16, "kernel_size": 5, "activation": "relu"},
-        {"type": "maxpool2d", "kernel_size": 2},
-        {"type": "flatten"},
-        {"type": "dense", "units": 10, "activation": "softmax"},
-    ],
-    "loss": "cross_entropy",
-}
+SPEC = LENET_SPEC
 BATCH = 64
 
 

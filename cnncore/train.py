@@ -51,6 +51,21 @@ DIGITS_SPEC = {
 }
 
 
+# The classic LeNet-style network of the issue: the engine benchmark's yardstick.
+LENET_SPEC = {
+    "input_shape": [1, 28, 28],
+    "layers": [
+        {"type": "conv2d", "out_channels": 8, "kernel_size": 5, "activation": "relu"},
+        {"type": "maxpool2d", "kernel_size": 2},
+        {"type": "conv2d", "out_channels": 16, "kernel_size": 5, "activation": "relu"},
+        {"type": "maxpool2d", "kernel_size": 2},
+        {"type": "flatten"},
+        {"type": "dense", "units": 10, "activation": "softmax"},
+    ],
+    "loss": "cross_entropy",
+}
+
+
 def augment(
     x: np.ndarray,
     rng: np.random.Generator,

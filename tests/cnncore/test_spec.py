@@ -12,19 +12,9 @@ import pytest
 
 from cnncore.network import Network
 from cnncore.spec import SpecError, normalize_spec
+from cnncore.train import LENET_SPEC
 
-LENET = {
-    "input_shape": [1, 28, 28],
-    "layers": [
-        {"type": "conv2d", "out_channels": 8, "kernel_size": 5, "activation": "relu"},
-        {"type": "maxpool2d", "kernel_size": 2},
-        {"type": "conv2d", "out_channels": 16, "kernel_size": 5, "activation": "relu"},
-        {"type": "maxpool2d", "kernel_size": 2},
-        {"type": "flatten"},
-        {"type": "dense", "units": 10, "activation": "softmax"},
-    ],
-    "loss": "cross_entropy",
-}
+LENET = LENET_SPEC
 
 
 def _spec(*layers, input_shape=(1, 6, 6), loss=None):

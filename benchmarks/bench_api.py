@@ -36,6 +36,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -214,24 +215,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(workers: int) -> tuple[subprocess.Popen, int]:
-    port = free_port()
-    cnnviz = Path(sys.executable).parent / "cnnviz"
-    cmd = [
-        str(cnnviz),
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-        "--log-level",
-        "warning",
-    ]
-    proc = subprocess.Popen(
-        cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
-    )
+def _wait_ready(proc: subprocess.Popen, port: int) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -240,11 +224,45 @@ def start_server(workers: int) -> tuple[subprocess.Popen, int]:
             ok = c.getresponse().status == 200
             c.close()
             if ok:
-                return proc, port
+                return
         except OSError:
             time.sleep(0.2)
     stop_server(proc)
     raise RuntimeError("server did not start")
+
+
+def _spawn(cmd: list[str], env: dict[str, str] | None = None) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [*cmd, "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    _wait_ready(proc, port)
+    return proc, port
+
+
+def start_server(workers: int) -> tuple[subprocess.Popen, int]:
+    cnnviz = Path(sys.executable).parent / "cnnviz"
+    return _spawn([str(cnnviz), "serve", "--workers", str(workers)])
+
+
+def start_floor_server(body_path: Path) -> tuple[subprocess.Popen, int]:
+    """`floor_app.py` under the same uvicorn (its default loop and HTTP parser, as `cnnviz
+    serve`), answering every request with the bytes in `body_path`."""
+    env = {**os.environ, "CNNVIZ_FLOOR_BODY": str(body_path)}
+    uvicorn = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "floor_app:app",
+        "--app-dir",
+        str(ROOT / "benchmarks"),
+    ]
+    return _spawn(uvicorn, env)
 
 
 def stop_server(proc: subprocess.Popen) -> None:
@@ -258,13 +276,13 @@ def stop_server(proc: subprocess.Popen) -> None:
 
 
 # ------------------------------------------------------------------------------ load
-def response_size(port: int, w: dict) -> int:
-    """Bytes of one response body, as sent (gzipped when the workload asks for gzip)."""
+def response_body(port: int, w: dict) -> bytes:
+    """One response body, as sent (gzipped when the workload asks for gzip)."""
     headers = {"Content-Type": w["type"], "Accept-Encoding": "gzip" if w["gzip"] else "identity"}
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     try:
         c.request("POST", w["path"], body=w["body"], headers=headers)
-        return len(c.getresponse().read())
+        return c.getresponse().read()
     finally:
         c.close()
 
@@ -320,7 +338,37 @@ def run_load(port: int, w: dict, clients: int, n: int) -> dict[str, float]:
     }
 
 
-def targets(rows: list[tuple], sizes: dict[str, int]) -> None:
+# The digit-model traces at 1 client: their target is "p50 <= engine + 3 ms".
+FLOOR_WORKLOADS = ("trace (digits)", "trace (digits, base64)")
+
+
+def serialize_ms(name: str) -> float:
+    """Median time to serialize the digit-model trace (`dumps_trace`, the service's own
+    serializer, bundled parameters pre-serialized as in the server), in this process."""
+    from app.services.serialize import dumps_trace, pin_params
+
+    net, _ = models.load("digits")
+    pin_params(net)
+    out = net.trace(preprocess.to_mnist(drawing())[None], 7).to_dict()
+    encoding = "base64" if "base64" in name else "json"
+    return median_ms(lambda: dumps_trace(out, encoding))
+
+
+def floor(name: str, w: dict, body: bytes) -> dict[str, float]:
+    """What a response costs before routing, validation and the engine: serializing it
+    (in-process) plus sending the same bytes from `floor_app.py` (1 client, p50)."""
+    with tempfile.NamedTemporaryFile(suffix=".json") as f:
+        f.write(body)
+        f.flush()
+        proc, port = start_floor_server(Path(f.name))
+        try:
+            sent = run_load(port, w, 1, w["n"])["p50"]
+        finally:
+            stop_server(proc)
+    return {"serialize": serialize_ms(name), "transfer": sent}
+
+
+def targets(rows: list[tuple], sizes: dict[str, int], floors: dict[str, dict]) -> None:
     """Issue 3's two targets, from the rows measured (when the run has them); the trace
     target for both encodings of the response (nested lists, base64)."""
     for name, workers, clients, r, e, _ in rows:
@@ -332,6 +380,14 @@ def targets(rows: list[tuple], sizes: dict[str, int]) -> None:
                 f"({sizes.get(name, 0) / 1e6:.2f} MB): p50 − engine "
                 f"{r['p50'] - e:.1f} ms (<= 3 ms: {ok})"
             )
+            if name in floors:
+                f = floors.pop(name)  # once per encoding
+                print(
+                    f"  floor: serializing it takes {f['serialize']:.1f} ms in-process and "
+                    f"sending the same bytes from a bare ASGI app {f['transfer']:.1f} ms "
+                    f"(p50, 1 client): {f['serialize'] + f['transfer']:.1f} ms before any "
+                    "routing, validation or engine"
+                )
         if name == "predict (JSON 280×280)" and workers == 2 and clients == 8:
             ok = "met" if r["rps"] >= 300 else "not met"
             print(
@@ -359,6 +415,7 @@ def main() -> int:
     work = engine_work()
     rows = []
     sizes: dict[str, int] = {}
+    bodies: dict[str, bytes] = {}
     load_start = os.getloadavg()
     for workers in args.workers:
         proc, port = start_server(workers)
@@ -366,7 +423,10 @@ def main() -> int:
             for name, w in loads.items():
                 # measured next to the HTTP runs, so both see the same machine load
                 engine_ms, service_ms = (median_ms(f) for f in work[name])
-                sizes[name] = response_size(port, w)
+                body = response_body(port, w)
+                sizes[name] = len(body)
+                if name in FLOOR_WORKLOADS and name not in bodies:
+                    bodies[name] = body
                 for clients in args.clients:
                     n = max(clients * 2, w["n"] // (4 if args.quick else 1))
                     r = run_load(port, w, clients, n)
@@ -379,6 +439,7 @@ def main() -> int:
                     )
         finally:
             stop_server(proc)
+    floors = {name: floor(name, loads[name], body) for name, body in bodies.items()}
 
     load = os.getloadavg()
     from app.compression import isal_available
@@ -411,7 +472,7 @@ def main() -> int:
     print()
     for name, size in sizes.items():
         print(f"Response body: {name}: {size:,} bytes")
-    targets(rows, sizes)
+    targets(rows, sizes, floors)
     return 0
 
 

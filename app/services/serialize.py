@@ -13,7 +13,7 @@ Two encodings of an array (`ENCODINGS`):
 The standard library's base64 runs at ~1 GB/s on the 2-core development machine: for a
 digit-model trace (~2.2 MB of tensor bytes per request) that is ~2.3 ms, about what orjson
 takes to write the same arrays as decimals. `pybase64` (SIMD) writes the same bytes ~40×
-faster (~0.06 ms), so it is used when installed (`pip install pybase64`), like ISA-L for gzip.
+faster (~0.06 ms); it is a dependency, and the standard library is the fallback, like zlib for gzip.
 """
 
 from __future__ import annotations

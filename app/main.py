@@ -9,7 +9,7 @@ exception handlers -> routes.
 
 from __future__ import annotations
 
-import importlib.util
+import logging
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -19,9 +19,11 @@ from starlette.types import ASGIApp
 
 from . import errors
 from .compression import GZipMiddlewareFast
-from .routes import docs, health, models, predict, scenarios, trace
+from .routes import docs, health, models, pages, predict, scenarios, trace
 from .security import BodyLimitMiddleware, SecurityHeadersMiddleware
 from .settings import Settings, app_version, get_settings
+
+log = logging.getLogger("cnnviz")
 
 DESCRIPTION = """
 The REST API of cnnviz: a real NumPy CNN (cnncore) computes forward **and** backward
@@ -93,11 +95,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (health, models, scenarios, trace, predict, docs):
         app.include_router(module.router)
 
-    if importlib.util.find_spec("app.routes.pages") is not None:
-        from .routes import pages
-
-        app.include_router(pages.router)
+    if (settings.templates_dir / "index.html").is_file():
+        app.include_router(pages.page_router(settings.templates_dir))
     else:
+        # e.g. a non-editable `pip install .`: the wheel holds the Python packages only
+        log.warning(
+            "%s has no index.html: GET / redirects to the API docs (run from a checkout, "
+            "as `make run` does, for the browser app)",
+            settings.templates_dir,
+        )
 
         @app.get("/", include_in_schema=False)
         def root() -> RedirectResponse:

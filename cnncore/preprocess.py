@@ -124,9 +124,14 @@ def image_from_bytes(data: bytes, max_pixels: int = MAX_SIDE * MAX_SIDE) -> np.n
     # Pillow's own bomb guard fires first for giant headers (its warning only becomes an
     # exception under an "error" warnings filter; we don't set one: that is not thread-safe).
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ValueError(f"image is too large ({exc}); {too_large}") from exc
+        raise ValueError(
+            f"image is too large (its header declares more pixels than Pillow's "
+            f"decompression-bomb limit); {too_large}"
+        ) from exc
     except UnidentifiedImageError as exc:
-        raise ValueError(f"not a readable {' or '.join(FORMATS)} image: {exc}") from exc
+        # Pillow's own message names the internal BytesIO object: no use to the client
+        kinds = " or ".join(FORMATS)
+        raise ValueError(f"not a readable {kinds} image: the bytes are not a {kinds} file") from exc
     except (OSError, SyntaxError, EOFError) as exc:  # truncated or corrupt pixel data
         raise ValueError(f"corrupt image data: {exc}") from exc
     if alpha is not None:

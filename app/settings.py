@@ -43,6 +43,7 @@ class Settings:
     # Request limits
     max_body_bytes: int = 4 * MiB
     max_upload_bytes: int = 2 * MiB
+    max_onnx_bytes: int = 3 * MiB  # POST /api/models (.onnx); under max_body_bytes
     max_image_side: int = 512
 
     # Caps for a custom network in POST /api/trace

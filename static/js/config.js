@@ -34,6 +34,9 @@ export const CONFIG = Object.freeze({
   sweepSeconds: 6,
   minPositionsPerSecond: 1.5,
   dwellSeconds: 2.5,          // autoplay: how long a step without a sweep stays on screen
-  formulaMaxTerms: 27,        // longer sums show their first and last terms around an ellipsis
+  // Long sums: up to formulaAllTerms terms every term is printed (zeros too); longer ones print
+  // their non-zero terms, at most formulaMaxTerms of them (the largest), then "+ the rest".
+  formulaMaxTerms: 16,
+  formulaAllTerms: 36,
   legendSteps: 5,
 });

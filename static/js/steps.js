@@ -14,6 +14,7 @@ export function buildSteps(trace) {
   const specs = trace.network.layers;
   const steps = [];
   const add = (phase, kind, layer, column, grad) => steps.push({ phase, kind, layer, column, grad });
+  const last = specs.length - 1;
   specs.forEach((spec, i) => {
     const col = i + 1;
     if (spec.type === "conv2d") add("forward", "conv", i, col, false);
@@ -27,7 +28,11 @@ export function buildSteps(trace) {
     const spec = specs[i];
     const col = i + 1;
     if (spec.type === "conv2d" || spec.type === "dense") {
-      if (hasActivation(spec)) add("backward", "activation_back", i, col, true);
+      if (hasActivation(spec)) {
+        add("backward", "activation_back", i, col, true);
+        // softmax has a full Jacobian; with cross-entropy the two combine into a − y.
+        if (spec.activation === "softmax") steps[steps.length - 1].softmax = i === last && trace.network.loss === "cross_entropy" ? "ce" : "jacobian";
+      }
       add("backward", "bias_grad", i, col, true);
       add("backward", "weight_grad", i, col, true);
       if (trace.layers[i].backward.dC_da_prev) add("backward", "input_grad", i, i, true);
@@ -45,6 +50,9 @@ export function stepTitleKey(step, spec) {
   if (step.kind === "pool") return spec.type === "maxpool2d" ? "step.maxpool" : "step.avgpool";
   if (step.kind === "pool_back") {
     return spec.type === "maxpool2d" ? "step.maxpool_back" : "step.avgpool_back";
+  }
+  if (step.kind === "activation_back" && step.softmax) {
+    return step.softmax === "ce" ? "step.activation_backSoftCE" : "step.activation_backSoftmax";
   }
   return "step." + step.kind;
 }

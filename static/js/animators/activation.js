@@ -2,7 +2,7 @@
 // cross-entropy), cell by cell, with the curve of g and g′ beside the maps.
 
 import { CONFIG } from "../config.js";
-import { fmt } from "../format.js";
+import { fitDigits, fmt } from "../format.js";
 import { maxAbs, rc } from "../math/tensor.js";
 import { grad, math, mi, mn, mo, mrow, msup, mtext, sym, sigma } from "../math/mathml.js";
 import { asMaps, between, cellName, channelPicker, clear, gridAt, label, layoutColumn, layoutRow, t } from "./common.js";
@@ -62,25 +62,33 @@ export function activation(ui, { trace, step, spec, layer }) {
     const name = cellName(z.vector, ch, i, j, cols);
     const v = (k) => panels[k][1][i][j];
     let parts;
+    let extra = null;
     if (!backward && act === "softmax") {
+      // a = e^z / Σ e^z with z and the sum printed so that the shown quotient holds.
       const den = fw.z.reduce((s, x) => s + Math.exp(x), 0);
+      const { d, rd } = fitDigits([v(0), den], ([zz, dd]) => Math.exp(zz) / dd, v(1));
       parts = [sym("a", name), mo("="), mrow(msup(mi("e"), mrow(sym("z", name))), mo("/"),
-        mrow(mo("∑"), msup(mi("e"), sym("z", "j")))), mo("="), mrow(msup(mi("e"), mn(v(0))), mo("/"), mn(den)),
-        mo("="), mn(v(1), { role: "a-value" })];
+        mrow(mo("∑"), msup(mi("e"), sym("z", "j")))), mo("="), mrow(msup(mi("e"), mn(v(0), { digits: d })), mo("/"), mn(den, { digits: d })),
+        mo("="), mn(v(1), { role: "a-value", digits: rd })];
     } else if (!backward) {
-      parts = [sym("a", name), mo("="), mi(act), mo("("), mn(v(0)), mo(")"), mo("="), mn(v(1), { role: "a-value" }),
-        mtext("\u2003"), mrow(mi(act), mo("′"), mo("("), mn(v(0)), mo(")"), mo("="), mn(DG[act](v(0))))];
+      const { d, rd } = fitDigits([v(0)], ([zz]) => G[act](zz), v(1));
+      const gp = DG[act](v(0));
+      const f2 = fitDigits([v(0)], ([zz]) => DG[act](zz), gp);
+      parts = [sym("a", name), mo("="), mi(act), mo("("), mn(v(0), { digits: d }), mo(")"), mo("="), mn(v(1), { role: "a-value", digits: rd })];
+      extra = math(mrow(mi(act), mo("′"), mo("("), mn(v(0), { digits: f2.d }), mo(")")), mo("="), mn(gp, { digits: f2.rd }));
     } else if (softCE) {
+      const { d, rd } = fitDigits([v(0), v(1)], ([p1, p2]) => p1 - p2, v(2));
       parts = [grad(sym("z", name)), mo("="), sym("a", name), mo("−"), sym("y", name), mo("="),
-        mn(v(0)), mo("−"), mn(v(1)), mo("="), mn(v(2), { role: "dz-value" })];
+        mn(v(0), { digits: d }), mo("−"), mn(v(1), { digits: d }), mo("="), mn(v(2), { role: "dz-value", digits: rd })];
     } else if (act === "softmax") {
       parts = [grad(sym("z", name)), mo("="), sym("a", name), mo("("), grad(sym("a", name)), mo("−"),
         sigma("j"), grad(sym("a", "j")), sym("a", "j"), mo(")"), mo("="), mn(v(2), { role: "dz-value" })];
     } else {
+      const { d, rd } = fitDigits([v(0), v(1)], ([p1, p2]) => p1 * p2, v(2));
       parts = [grad(sym("z", name)), mo("="), grad(sym("a", name)), mo("·"), mrow(mi(act), mo("′"), mo("("), sym("z", name), mo(")")),
-        mo("="), mn(v(0), { paren: true }), mo("·"), mn(v(1)), mo("="), mn(v(2), { role: "dz-value" })];
+        mo("="), mn(v(0), { paren: true, digits: d }), mo("·"), mn(v(1), { digits: d }), mo("="), mn(v(2), { role: "dz-value", digits: rd })];
     }
-    ui.formula(math(...parts));
+    ui.formula(math(...parts), ...(extra ? [extra] : []));
     Object.assign(ui.root.dataset, { f: String(ch), i: String(i), j: String(j) });
   }
 

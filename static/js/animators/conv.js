@@ -3,7 +3,7 @@
 
 import { CONFIG } from "../config.js";
 import { maxAbs, rc } from "../math/tensor.js";
-import { joined, math, mn, mo, product, sym, under } from "../math/mathml.js";
+import { mo, sumEquation, sym } from "../math/mathml.js";
 import { between, channelPicker, clear, gridAt, label, layoutRow, link, small, t } from "./common.js";
 
 export function convForward(ui, { spec, layer }) {
@@ -42,7 +42,7 @@ export function convForward(ui, { spec, layer }) {
     for (let q = 0; q < W + 2 * pw; q++) if (r >= coveredH || q >= coveredW) uncovered.push([r, q]);
   }
 
-  ui.explain(t("conv.explain", { k: `${kh}×${kw}`, s: `${sh}×${sw}`, p: `${ph}×${pw}` }));
+  ui.explain(t(ph || pw ? "conv.explain" : "conv.explainNoPad", { k: `${kh}×${kw}`, s: `${sh}×${sw}`, p: `${ph}×${pw}` }));
   const notes = t("conv.shape", { H, W, kh, kw, ph, pw, sh, sw, Ho, Wo }) +
     (uncovered.length ? " " + t("conv.uncovered", { n: uncovered.length }) : "") + " " + t("detail.clickHint");
 
@@ -58,7 +58,7 @@ export function convForward(ui, { spec, layer }) {
       for (let v = 0; v < kw; v++) {
         const xv = input.valueAt(i * sh + u, j * sw + v);
         row.push(xv);
-        terms.push(product(xv, Wt[f][c][u][v]));
+        terms.push({ a: xv, b: Wt[f][c][u][v] });
       }
       wv.push(row);
     }
@@ -76,24 +76,12 @@ export function convForward(ui, { spec, layer }) {
         }
       }
     }
-    const zval = Z[f][i][j];
-    const tail = [];
-    if (cin > 1) {
-      tail.push(mo("+"), under(mn(others, { paren: true }), t("conv.otherChannels", { n: cin - 1 })));
-    }
-    tail.push(mo("+"), under(mn(layer.params.b[f], { paren: true }), `b${f}`));
-    tail.push(mo("="), mn(zval, { role: "z-value" }));
-    const lhs = sym("z", `${f},${i},${j}`);
-    if (kh * kw <= 9) ui.formula(math(lhs, mo("="), joined(terms), ...tail));
-    else {
-      // One line per kernel row keeps the products readable.
-      const lines = [];
-      for (let u = 0; u < kh; u++) {
-        const row = joined(terms.slice(u * kw, (u + 1) * kw));
-        lines.push(u === 0 ? math(lhs, mo("="), row) : math(mo("+"), row));
-      }
-      ui.formula(...lines, math(...tail));
-    }
+    const extra = [];
+    if (cin > 1) extra.push({ v: others, label: t("conv.otherChannels", { n: cin - 1 }) });
+    extra.push({ v: layer.params.b[f], label: `b${f}` });
+    // One line per kernel row keeps the products readable; every product is printed.
+    ui.formula(...sumEquation({ lhs: [sym("z", `${f},${i},${j}`), mo("=")], terms, extra, result: Z[f][i][j],
+      role: "z-value", all: Infinity, perLine: kh * kw <= 9 ? 9 : kw }));
     Object.assign(ui.root.dataset, { f: String(f), c: String(c), i: String(i), j: String(j) });
     const [r0, c0] = [Math.max(0, i * sh - ph), Math.max(0, j * sw - pw)];
     const [r1, c1] = [Math.min(H - 1, i * sh - ph + kh - 1), Math.min(W - 1, j * sw - pw + kw - 1)];
@@ -115,7 +103,7 @@ export function convForward(ui, { spec, layer }) {
     const [x1, y1] = input.center(i * sh + kh / 2 - 0.5, j * sw + kw / 2 - 0.5);
     const [x2, y2] = out.center(i, j);
     link(g, x1, y1, x2, y2, CONFIG.colors.window);
-    label(g, input, t("conv.input", { c }), t("conv.inputSub", { shape: `${H}×${W}`, ph, pw }));
+    label(g, input, t("conv.input", { c }), t(ph || pw ? "conv.inputSub" : "conv.inputSubNoPad", { shape: `${H}×${W}`, ph, pw }));
     if (win) {
       label(g, win, t("conv.window"), `[${i * sh - ph}…${i * sh - ph + kh - 1}, ${j * sw - pw}…${j * sw - pw + kw - 1}]`);
       between(g, win, kernel, "⊙");

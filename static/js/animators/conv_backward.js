@@ -3,7 +3,8 @@
 
 import { CONFIG } from "../config.js";
 import { dilate2d, maxAbs, rc, sum } from "../math/tensor.js";
-import { grad, math, mn, mo, mrow, mtext, product, sumLines, sym, sigma } from "../math/mathml.js";
+import { fmt } from "../format.js";
+import { grad, math, mn, mo, mrow, mtext, sumEquation, sym, sigma } from "../math/mathml.js";
 import { between, channelPicker, clear, gridAt, label, layoutRow, t } from "./common.js";
 
 export function convBias(ui, { layer }) {
@@ -29,11 +30,10 @@ export function convBias(ui, { layer }) {
 
   function select(p) {
     cur = p;
-    const terms = flatDz.map((v) => mn(v, { paren: true }));
-    ui.formula(
-      ...sumLines([grad(sym("b", f)), mo("="), sigma("i,j"), grad(sym("z", `${f},i,j`)), mo("=")], terms,
-        [mo("="), mn(db[f], { role: "db-value" }), mtext("\u2003" + t("convBack.running", { k: p + 1, n: flatDz.length })),
-          mo("="), mn(prefix[p], { role: "running" })], Math.max(4, Wo)));
+    ui.formula(...sumEquation({ lhs: [grad(sym("b", f)), mo("="), sigma("i,j"), grad(sym("z", `${f},i,j`)), mo("=")],
+      terms: flatDz.map((v) => ({ v })), result: db[f], role: "db-value", perLine: Math.max(4, Math.min(8, Wo)),
+      zeroReason: t("sum.whyDz") }),
+    math(mtext(t("convBack.running", { k: p + 1, n: flatDz.length })), mo("="), mn(prefix[p], { role: "running" })));
     const [i, j] = rc(p, Wo);
     Object.assign(ui.root.dataset, { f: String(f), i: String(i), j: String(j) });
   }
@@ -54,7 +54,7 @@ export function convBias(ui, { layer }) {
     dbG.draw(g);
     between(g, dzG, dbG, "∑");
     label(g, dzG, t("panel.dz", { c: f }), `${Ho}×${Wo}`);
-    label(g, dbG, t("panel.db", { c: f }), t("convBack.runningShort", { v: prefix[Math.min(revealed, Ho * Wo) - 1].toPrecision(4) }));
+    label(g, dbG, t("panel.db", { c: f }), t("convBack.runningShort", { v: fmt(prefix[Math.min(revealed, Ho * Wo) - 1], 4) }));
   }
 
   function hit(x, y) {
@@ -63,6 +63,12 @@ export function convBias(ui, { layer }) {
   }
 
   return { positions: Ho * Wo, select, draw, hit, grids: () => [dzG, dbG] };
+}
+
+/** "u + s·i" written plainly: "i", "2 + i", "2·i", "1 + 2·i" (never "1+1i"). */
+function offset(u, s, idx) {
+  const step = s === 1 ? idx : `${s}·${idx}`;
+  return u ? `${u} + ${step}` : step;
 }
 
 export function convWeight(ui, { spec, layer }) {
@@ -98,10 +104,10 @@ export function convWeight(ui, { spec, layer }) {
     const prods = dz[f].map((row, i) => row.map((d, j) => aG.valueAt(u + i * sh, v + j * sw) * d));
     prodG = gridAt(places[2], { values: prods, maxAbs: maxAbs(prods) }).render();
     const terms = [];
-    dz[f].forEach((row, i) => row.forEach((d, j) => terms.push(product(aG.valueAt(u + i * sh, v + j * sw), d))));
-    ui.formula(...sumLines([grad(sym("w", `${f},${c},${u},${v}`)), mo("="), sigma("i,j"),
-      mrow(sym("a", `pad ${c}, ${u}+${sh}i, ${v}+${sw}j`)), mo("·"), grad(sym("z", `${f},i,j`)), mo("=")],
-    terms, [mo("="), mn(sum(prods.flat())), mo("≈"), mn(dw[f][c][u][v], { role: "dw-value" })], Math.min(8, Math.max(3, Wo))));
+    dz[f].forEach((row, i) => row.forEach((d, j) => terms.push({ a: aG.valueAt(u + i * sh, v + j * sw), b: d })));
+    ui.formula(...sumEquation({ lhs: [grad(sym("w", `${f},${c},${u},${v}`)), mo("="), sigma("i,j"),
+      mrow(sym("a", `pad ${c}, ${offset(u, sh, "i")}, ${offset(v, sw, "j")}`)), mo("·"), grad(sym("z", `${f},i,j`)), mo("=")],
+    terms, result: dw[f][c][u][v], role: "dw-value", perLine: Math.min(6, Math.max(3, Wo)), zeroReason: t("sum.whyConvW") }));
     Object.assign(ui.root.dataset, { f: String(f), c: String(c), i: String(u), j: String(v) });
   }
 
@@ -119,7 +125,7 @@ export function convWeight(ui, { spec, layer }) {
     if (prodG) prodG.draw(g);
     dwG.drawPartial(g, revealed, dwEmpty);
     dwG.outline(g, u, v, 1, 1, CONFIG.colors.focus, 3);
-    label(g, aG, t("conv.input", { c }), t("conv.inputSub", { shape: `${H}×${W}`, ph, pw }));
+    label(g, aG, t("conv.input", { c }), t(ph || pw ? "conv.inputSub" : "conv.inputSubNoPad", { shape: `${H}×${W}`, ph, pw }));
     label(g, dG, t(sh > 1 || sw > 1 ? "panel.dzDilated" : "panel.dz", { c: f }), `${Hd}×${Wd}`);
     label(g, prodG, t("convBack.products"), `${Ho}×${Wo}`);
     label(g, dwG, t("panel.dw", { c: `${f},${c}` }), `${kh}×${kw}`);

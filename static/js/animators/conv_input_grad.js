@@ -4,7 +4,7 @@
 
 import { CONFIG } from "../config.js";
 import { dilate2d, maxAbs, pad2d, rc, rot180 } from "../math/tensor.js";
-import { grad, math, mn, mo, mtext, product, sumLines, sym, under } from "../math/mathml.js";
+import { grad, math, mn, mo, mtext, sumEquation, sym } from "../math/mathml.js";
 import { between, channelPicker, clear, gridAt, label, layoutRow, t } from "./common.js";
 
 export function convInputGrad(ui, { spec, layer }) {
@@ -73,7 +73,7 @@ export function convInputGrad(ui, { spec, layer }) {
     const [p, q] = rc(pos, Wp);
     cur = [p, q];
     const terms = [];
-    for (let u = 0; u < kh; u++) for (let v = 0; v < kw; v++) terms.push(product(P[p + u][q + v], rots[f][u][v]));
+    for (let u = 0; u < kh; u++) for (let v = 0; v < kw; v++) terms.push({ a: P[p + u][q + v], b: rots[f][u][v] });
     const own = gatherOne(P, rots[f], p, q);
     // Scatter view: the δ cells whose forward window covered padded cell (p, q).
     sources = [];
@@ -83,14 +83,14 @@ export function convInputGrad(ui, { spec, layer }) {
       }
     }
     const inside = p >= ph && q >= pw && p < Hp - ph && q < Wp - pw;
-    const parts = [];
-    if (dz.length > 1) parts.push(mo("+"), under(mn(full[p][q] - own, { paren: true }), t("convBack.otherOut", { n: dz.length - 1 })));
-    parts.push(mo("="), mn(full[p][q]));
+    const extra = dz.length > 1 ? [{ v: full[p][q] - own, label: t("convBack.otherOut", { n: dz.length - 1 }) }] : [];
+    const result = inside ? dx[c][p - ph][q - pw] : full[p][q];
     const tail = inside
       ? math(grad(sym("a", `prev ${c},${p - ph},${q - pw}`)), mo("="), mn(dx[c][p - ph][q - pw], { role: "dx-value" }),
         mtext("\u2003" + t("convBack.sources", { n: sources.length })))
       : math(mtext(t("convBack.croppedCell")));
-    ui.formula(...sumLines([grad(sym("a", `pad ${c},${p},${q}`)), mo("=")], terms, parts, kh * kw <= 9 ? 9 : kw, kh), tail);
+    ui.formula(...sumEquation({ lhs: [grad(sym("a", `pad ${c},${p},${q}`)), mo("=")], terms, extra, result,
+      perLine: kh * kw <= 9 ? 9 : kw, all: 49, zeroReason: t("sum.whyGather") }), tail);
     Object.assign(ui.root.dataset, { f: String(f), c: String(c), i: String(p - ph), j: String(q - pw) });
   }
 
@@ -112,7 +112,7 @@ export function convInputGrad(ui, { spec, layer }) {
     if (ph || pw) outG.outline(g, ph, pw, H, W, CONFIG.colors.window, 2);
     label(g, pG, t("convBack.padded", { f }), `${P.length}×${P[0].length}`);
     label(g, rG, t("convBack.rot", { f, c }), `${kh}×${kw}`);
-    label(g, outG, t("convBack.result", { c }), t("convBack.resultSub", { shape: `${H}×${W}`, ph, pw }));
+    label(g, outG, t("convBack.result", { c }), t(ph || pw ? "convBack.resultSub" : "convBack.resultSubNoPad", { shape: `${H}×${W}`, ph, pw }));
     between(g, pG, rG, "⋆");
     between(g, rG, outG, "→");
   }

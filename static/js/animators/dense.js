@@ -2,8 +2,8 @@
 // a_prev runs along its top, z down its right side, and the selected unit's products underneath.
 
 import { CONFIG } from "../config.js";
-import { maxAbs, sum } from "../math/tensor.js";
-import { math, mn, mo, product, sigma, sumLines, sym, under } from "../math/mathml.js";
+import { maxAbs } from "../math/tensor.js";
+import { math, mo, sigma, sumEquation, sym } from "../math/mathml.js";
 import { Grid } from "../views/heatmap.js";
 import { clear, label, LABEL_H, t } from "./common.js";
 
@@ -48,10 +48,10 @@ export function denseForward(ui, { spec, layer }) {
     u = p;
     const prods = a.map((v, k) => v * Wt[u][k]);
     prodG = grid(L.bottom, [prods], maxAbs(prods));
-    const terms = a.map((v, k) => product(Wt[u][k], v));
+    const terms = a.map((v, k) => ({ a: Wt[u][k], b: v }));
     ui.formula(math(sym("z", u), mo("="), sigma("k"), sym("w", `${u},k`), sym("a", "k"), mo("+"), sym("b", u)),
-      ...sumLines([mo("=")], terms, [mo("+"), under(mn(b[u], { paren: true }), `b${u}`), mo("="), mn(sum(prods) + b[u]),
-        mo("≈"), mn(z[u], { role: "z-value" })], 6, 2));
+      ...sumEquation({ lhs: [mo("=")], terms, extra: [{ v: b[u], label: `b${u}` }], result: z[u], role: "z-value",
+        perLine: 6, zeroReason: t("sum.whyDense") }));
     Object.assign(ui.root.dataset, { f: String(u), i: "0", j: String(u) });
   }
 

@@ -3,7 +3,8 @@
 
 import { CONFIG } from "../config.js";
 import { maxAbs } from "../math/tensor.js";
-import { grad, joined, math, mn, mo, mrow, product, sumLines, sym } from "../math/mathml.js";
+import { fitDigits } from "../format.js";
+import { grad, math, mn, mo, mrow, noteLine, product, sumEquation, sym } from "../math/mathml.js";
 import { clear, label, t } from "./common.js";
 import { denseLayout, grid } from "./dense.js";
 
@@ -30,15 +31,32 @@ export function denseBackward(ui, { step, layer }) {
     sel = p;
     let f;
     if (mode === "bias_grad") {
-      f = [math(grad(sym("b", p)), mo("="), grad(sym("z", p)), mo("="), mn(dz[p], { role: "dz-value" }),
-        mo("="), mn(db[p], { role: "db-value" }))];
+      f = [math(grad(sym("b", p)), mo("="), grad(sym("z", p)), mo("="), mn(db[p], { role: "db-value" }))];
     } else if (mode === "weight_grad") {
-      const terms = a.map((v, k) => mrow(sym("w", `${p},${k}`), mo(":"), product(dz[p], v)));
-      f = [math(grad(sym("w", `${p},k`)), mo("="), grad(sym("z", p)), mo("·"), sym("a", "k")), math(joined(terms, ";", 7))];
+      // One small equation per weight of row p: its non-zero ones in order, up to the limit.
+      const nz = [];
+      a.forEach((v, k) => { if (dz[p] * v !== 0) nz.push(k); });
+      const shown = nz.slice(0, CONFIG.formulaMaxTerms);
+      const entries = shown.map((k) => {
+        const { d, rd } = fitDigits([dz[p], a[k]], ([x, y]) => x * y, dw[p][k]);
+        return mrow(sym("w", `${p},${k}`), mo(":"), product(dz[p], a[k], { digits: d }), mo("="), mn(dw[p][k], { digits: rd }));
+      });
+      f = [math(grad(sym("w", `${p},k`)), mo("="), grad(sym("z", p)), mo("·"), sym("a", "k"))];
+      for (let k = 0; k < entries.length; k += 3) {
+        const line = [];
+        entries.slice(k, k + 3).forEach((e, q) => line.push(...(q ? [mo(";"), e] : [e])));
+        f.push(math(...line));
+      }
+      if (!entries.length) f.push(math(mn(0)));
+      const zeros = inF - nz.length;
+      const notes = [];
+      if (nz.length > shown.length) notes.push(t("sum.firstNonZero", { k: shown.length, n: nz.length }));
+      if (zeros) notes.push(t(zeros === 1 ? "sum.zeroOne" : "sum.zeros", { m: zeros, why: t("sum.whyDenseW") }));
+      if (notes.length) f.push(noteLine(notes.join(" ")));
     } else {
-      const terms = dz.map((d, u) => product(Wt[u][p], d));
+      const terms = dz.map((d, u) => ({ a: Wt[u][p], b: d }));
       f = [math(grad(sym("a", p)), mo("="), mo("∑"), sym("w", `u,${p}`), grad(sym("z", "u"))),
-        ...sumLines([mo("=")], terms, [mo("="), mn(dx[p], { role: "dx-value" })], 5, 2)];
+        ...sumEquation({ lhs: [mo("=")], terms, result: dx[p], role: "dx-value", perLine: 5, zeroReason: t("sum.whyDz") })];
     }
     ui.formula(...f);
     Object.assign(ui.root.dataset, { f: String(p), i: "0", j: String(p) });

@@ -3,6 +3,7 @@
 
 import { CONFIG } from "../config.js";
 import { maxAbs, rc } from "../math/tensor.js";
+import { fitDigits } from "../format.js";
 import { grad, joined, math, mfrac, mi, mn, mo, mrow, msup, mtext, sym } from "../math/mathml.js";
 import { asMaps, between, cellName, channelPicker, clear, gridAt, label, layoutColumn, layoutRow, t } from "./common.js";
 
@@ -31,13 +32,24 @@ export function loss(ui, { trace }) {
     const flatA = A.vector ? a : a.flat(Infinity);
     const flatY = A.vector ? y : y.flat(Infinity);
     if (ce) {
+      // C = −log a_k of the true a_k: printed with the digits that make −log(shown) = shown C.
       const k = flatY.findIndex((v) => v === 1);
+      const { d, rd } = fitDigits([flatA[k]], ([x]) => -Math.log(x), trace.loss);
       return math(mi("C"), mo("="), mo("−"), mo("∑"), sym("y", "k"), mi("log"), sym("a", "k"), mo("="),
-        mo("−"), mi("log"), mn(flatA[k]), mo("="), mn(trace.loss, { role: "loss-value" }));
+        mo("−"), mi("log"), mrow(mo("("), mn(flatA[k], { digits: d }), mo(")")), mo("="),
+        mn(trace.loss, { role: "loss-value", digits: rd }));
     }
-    const terms = flatA.map((v, k) => msup(mrow(mo("("), mn(v), mo("−"), mn(flatY[k]), mo(")")), mn(2)));
+    const ops = flatA.flatMap((v, k) => [v, flatY[k]]);
+    const evalFn = (p) => {
+      let s2 = 0;
+      for (let k = 0; k < p.length; k += 2) s2 += (p[k] - p[k + 1]) ** 2;
+      return s2 / 2;
+    };
+    const { d, rd } = fitDigits(ops, evalFn, trace.loss);
+    const terms = flatA.map((v, k) => msup(mrow(mo("("), mn(v, { digits: d }), mo("−"), mn(flatY[k], { digits: d }), mo(")")), mn(2)));
     return math(mi("C"), mo("="), mfrac(mn(1), mn(2)), mo("∑"), msup(mrow(mo("("), sym("a", "k"), mo("−"), sym("y", "k"), mo(")")), mn(2)),
-      mo("="), mfrac(mn(1), mn(2)), mrow(mo("("), joined(terms), mo(")")), mo("="), mn(trace.loss, { role: "loss-value" }));
+      mo("="), mfrac(mn(1), mn(2)), mrow(mo("("), joined(terms, "+", Infinity), mo(")")), mo("="),
+      mn(trace.loss, { role: "loss-value", digits: rd }));
   }
 
   function select(p) {
@@ -46,10 +58,17 @@ export function loss(ui, { trace }) {
     const name = cellName(A.vector, ch, i, j, cols);
     const [av, yv, gv] = panels.map((m) => m[i][j]);
     const lhs = softCE ? grad(sym("z", name)) : grad(sym("a", name));
-    let rhs = [sym("a", name), mo("−"), sym("y", name), mo("="), mn(av), mo("−"), mn(yv)];
-    if (ce && !softCE) rhs = [mo("−"), mfrac(sym("y", name), sym("a", name))];
-    ui.formula(costFormula(), math(lhs, mo("="), ...rhs, mo("="), mn(gv, { role: "grad-value" }),
-      softCE ? mtext("\u2003" + t("loss.softCEnote")) : mtext("")));
+    let rhs;
+    if (ce && !softCE) {
+      const { d, rd } = fitDigits([yv, av], ([p1, p2]) => -p1 / p2, gv);
+      rhs = [mo("−"), mfrac(sym("y", name), sym("a", name)), mo("="), mo("−"), mfrac(mn(yv, { digits: d }), mn(av, { digits: d })),
+        mo("="), mn(gv, { role: "grad-value", digits: rd })];
+    } else {
+      const { d, rd } = fitDigits([av, yv], ([p1, p2]) => p1 - p2, gv);
+      rhs = [sym("a", name), mo("−"), sym("y", name), mo("="), mn(av, { digits: d }), mo("−"), mn(yv, { digits: d }),
+        mo("="), mn(gv, { role: "grad-value", digits: rd })];
+    }
+    ui.formula(costFormula(), math(lhs, mo("="), ...rhs), ...(softCE ? [math(mtext(t("loss.softCEnote")))] : []));
     Object.assign(ui.root.dataset, { f: String(ch), i: String(i), j: String(j) });
   }
 

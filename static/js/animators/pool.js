@@ -3,6 +3,7 @@
 
 import { CONFIG } from "../config.js";
 import { maxAbs, rc } from "../math/tensor.js";
+import { fitDigits } from "../format.js";
 import { joined, math, mfrac, mi, mn, mo, mrow, mtext, sym } from "../math/mathml.js";
 import { between, channelPicker, clear, gridAt, label, layoutRow, link, small, t } from "./common.js";
 
@@ -38,16 +39,14 @@ export function poolForward(ui, { spec, layer }) {
     const [i, j] = rc(p, Wo);
     cur = [i, j];
     const vals = [];
-    const terms = [];
     for (let u = 0; u < kh; u++) {
       const row = [];
-      for (let v = 0; v < kw; v++) {
-        const x = input.valueAt(i * sh + u, j * sw + v);
-        row.push(x);
-        terms.push(mn(x, { paren: !isMax }));
-      }
+      for (let v = 0; v < kw; v++) row.push(input.valueAt(i * sh + u, j * sw + v));
       vals.push(row);
     }
+    const flatVals = vals.flat();
+    const { d, rd } = fitDigits(flatVals, (pv) => (isMax ? Math.max(...pv) : pv.reduce((s2, x) => s2 + x, 0) / (kh * kw)), Z[c][i][j]);
+    const terms = flatVals.map((x) => mn(x, { paren: !isMax, digits: d }));
     if (isMax && layer.argmax) {
       const [r, q] = layer.argmax[c][i][j];
       best = [r + ph, q + pw];
@@ -58,7 +57,7 @@ export function poolForward(ui, { spec, layer }) {
     const body = isMax
       ? [mi("max"), mo("("), joined(terms, ","), mo(")")]
       : [mfrac(joined(terms, "+"), mn(kh * kw))];
-    const tail = [mo("="), mn(y, { role: "pool-value" })];
+    const tail = [mo("="), mn(y, { role: "pool-value", digits: rd })];
     const note = isMax && best ? [mtext("\u2003"), mtext(t("pool.argmax", { r: best[0] - ph, c: best[1] - pw }))] : [];
     ui.formula(math(...lhs, mrow(...body), ...tail, ...note));
     Object.assign(ui.root.dataset, { f: String(c), i: String(i), j: String(j) });
@@ -87,7 +86,7 @@ export function poolForward(ui, { spec, layer }) {
     const [x1, y1] = input.center(i * sh + kh / 2 - 0.5, j * sw + kw / 2 - 0.5);
     const [x2, y2] = out.center(i, j);
     link(g, x1, y1, x2, y2, CONFIG.colors.window);
-    label(g, input, t("pool.input", { c }), t("conv.inputSub", { shape: `${H}×${W}`, ph, pw }));
+    label(g, input, t("pool.input", { c }), t(ph || pw ? "conv.inputSub" : "conv.inputSubNoPad", { shape: `${H}×${W}`, ph, pw }));
     label(g, out, t("pool.output", { c }), `${Ho}×${Wo}`);
   }
 

@@ -4,6 +4,7 @@
 
 import { CONFIG } from "../config.js";
 import { maxAbs, rc, zeros } from "../math/tensor.js";
+import { fitDigits } from "../format.js";
 import { grad, joined, math, mfrac, mn, mo, mtext, sym } from "../math/mathml.js";
 import { between, channelPicker, clear, gridAt, label, layoutRow, t } from "./common.js";
 
@@ -60,16 +61,18 @@ export function poolBackward(ui, { spec, layer }) {
     const d = dA[c][i][j];
     const [r, q] = targets[k].length ? targets[k][0] : [0, 0];
     let f;
+    const list = contributions[r][q];
+    const sumFit = fitDigits(list.map(([, v]) => v), (pv) => pv.reduce((s2, x) => s2 + x, 0), dX[c][r][q]);
+    const sumLine = [grad(sym("a", `prev ${c},${r},${q}`)), mo("="),
+      joined(list.map(([, v]) => mn(v, { paren: true, digits: sumFit.d })), "+", Infinity), mo("="),
+      mn(dX[c][r][q], { role: "dx-value", digits: sumFit.rd })];
     if (isMax) {
-      const list = contributions[r][q];
-      const terms = list.map(([, v]) => mn(v, { paren: true }));
       f = [math(grad(sym("a", `${c},${i},${j}`)), mo("="), mn(d), mo("→"), mtext(t("poolBack.to", { r, q }))),
-        math(grad(sym("a", `prev ${c},${r},${q}`)), mo("="), joined(terms), mo("="), mn(dX[c][r][q], { role: "dx-value" }),
-          mtext("\u2003" + t("poolBack.count", { n: list.length })))];
+        math(...sumLine, mtext("\u2003" + t(list.length === 1 ? "poolBack.countOne" : "poolBack.count", { n: list.length })))];
     } else {
-      f = [math(mtext(t("poolBack.share") + " "), mfrac(mn(d), mn(n)), mo("="), mn(d / n)),
-        math(grad(sym("a", `prev ${c},${r},${q}`)), mo("="), joined(contributions[r][q].map(([, v]) => mn(v, { paren: true }))),
-          mo("="), mn(dX[c][r][q], { role: "dx-value" }))];
+      const share = fitDigits([d], ([x]) => x / n, d / n);
+      f = [math(mtext(t("poolBack.share") + " "), mfrac(mn(d, { digits: share.d }), mn(n)), mo("="), mn(d / n, { digits: share.rd })),
+        math(...sumLine)];
     }
     ui.formula(...f);
     Object.assign(ui.root.dataset, { f: String(c), i: String(i), j: String(j) });

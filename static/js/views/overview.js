@@ -22,7 +22,7 @@ export function layerName(spec) {
   if (!spec) return t("layer.input");
   const k = spec.kernel_size ? spec.kernel_size.join("×") : "";
   const act = spec.activation && spec.activation !== "identity" ? ` · ${spec.activation}` : "";
-  if (spec.type === "conv2d") return t("layer.conv", { k, n: spec.out_channels }) + act;
+  if (spec.type === "conv2d") return t(spec.out_channels === 1 ? "layer.convOne" : "layer.conv", { k, n: spec.out_channels }) + act;
   if (spec.type === "maxpool2d") return t("layer.maxpool", { k });
   if (spec.type === "avgpool2d") return t("layer.avgpool", { k });
   if (spec.type === "flatten") return t("layer.flatten");

@@ -64,6 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_arguments(train)
     train.set_defaults(func=_train)
+    from .services import onnx_export, onnx_import
+
+    onnx_import.add_arguments(sub)
+    onnx_export.add_arguments(sub)
     return parser
 
 

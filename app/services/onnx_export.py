@@ -106,3 +106,80 @@ def model_onnx(settings, name: str) -> bytes:
 
     net, meta = load_model(settings, name, ("path", "name"))
     return onnx_bytes(net, name, "float32", str(meta.get("description") or ""))
+
+
+# ---------------------------------------------------------------------------- the command line
+def load_source(source: str, params_path: str | None = None):
+    """A network for `cnnviz export`: a bundled model's name, `<base>.json` + `<base>.npz`
+    (the bundled format), or one JSON with `network` (or `spec`) and `params` (what Train
+    mode exports). `params_path` (.npz or .json) overrides the parameters."""
+    import json
+    from pathlib import Path
+
+    from cnncore import models
+
+    path = Path(source)
+    if not path.suffix and not path.exists() and source in models.available():
+        net, meta = models.load(source)
+        return net.copy(), source, str(meta.get("description") or "")
+    if path.suffix == ".npz":
+        path = path.with_suffix(".json")
+    if not path.is_file():
+        raise ValueError(f"{source}: no such model name or file")
+    doc = json.loads(path.read_text())
+    if not isinstance(doc, dict):
+        raise ValueError(f"{path}: expected a JSON object")
+    spec = doc.get("network") or doc.get("spec")
+    if not isinstance(spec, dict):
+        raise ValueError(f"{path}: has no 'network' or 'spec'")
+    net = Network.from_spec(spec)
+    params = doc.get("params")
+    npz = Path(params_path) if params_path else path.with_suffix(".npz")
+    if params_path and npz.suffix == ".json":
+        params = json.loads(npz.read_text())
+        params = params.get("params") if isinstance(params, dict) else params
+    elif params_path or (params is None and npz.is_file()):
+        with np.load(npz, allow_pickle=False) as z:
+            params = [
+                {k: z[f"{i}.{k}"].astype(np.float64) for k in layer.params}
+                for i, layer in enumerate(net.layers)
+            ]
+    if params is None:
+        raise ValueError(f"{path}: no parameters (no 'params' and no {npz.name})")
+    net.load_params(params)
+    return net, str(doc.get("name") or path.stem), str(doc.get("description") or "")
+
+
+def _cli(args) -> int:
+    import sys
+    from pathlib import Path
+
+    from cnncore import SpecError
+
+    try:
+        net, name, doc = load_source(args.source, args.params)
+        data = onnx_bytes(net, name, args.dtype, doc)
+    except (ValueError, KeyError, OSError, SpecError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    out = Path(args.out or f"{name}.onnx")
+    out.write_bytes(data)
+    print(
+        f"{out}: {len(data):,} bytes, ONNX opset {OPSET}, {args.dtype} weights (onnx.checker: ok)"
+    )
+    return 0
+
+
+def add_arguments(sub) -> None:
+    """`cnnviz export`."""
+    p = sub.add_parser(
+        "export",
+        help="write a network as an .onnx file",
+        description="Export a bundled model (by name), a model's <base>.json + .npz, or a JSON "
+        "with 'network' and 'params' (as Train mode exports) to ONNX, checked by onnx.checker.",
+    )
+    p.add_argument("source", help="model name (e.g. digits), model .json, or network+params .json")
+    p.add_argument("--params", help="parameters to use instead: a .npz (keys '<layer>.w') or .json")
+    p.add_argument("--out", help="the .onnx file to write (default: <name>.onnx)")
+    p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    p.set_defaults(func=_cli)

@@ -1172,3 +1172,54 @@ def import_json(data: bytes, filename: str | None, s) -> bytes:
         "report": result.report,
     }
     return dumps(out)
+
+
+# ---------------------------------------------------------------------------- the command line
+def _cli(args) -> int:
+    import sys
+    from pathlib import Path
+
+    from cnncore import Network, models
+
+    src = Path(args.file)
+    try:
+        data = src.read_bytes()
+        result = convert(data, args.name or src.stem)
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except OnnxImportError as exc:
+        print(f"error: {src.name}: {exc}", file=sys.stderr)
+        return 1
+    name = _sanitize_name(args.name) if args.name else result.name
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    net = Network.from_spec(result.spec, result.params)
+    meta = {
+        "description": f"Imported from {src.name}"
+        + (f" ({result.report['producer']})" if result.report["producer"] else ""),
+        "dataset": None,
+        "test_accuracy": None,
+        "import_report": result.report,
+    }
+    spec_path, weights_path = models.save(net, out / name, meta)
+    print(f"{spec_path}, {weights_path}: {len(result.spec['layers'])} layers, ", end="")
+    print(f"{result.spec['param_count']:,} parameters (serve with CNNVIZ_MODELS_DIR={out})")
+    for note in result.report["notes"]:
+        print(f"note: {note}")
+    return 0
+
+
+def add_arguments(sub) -> None:
+    """`cnnviz import`."""
+    p = sub.add_parser(
+        "import",
+        help="convert an .onnx file to a cnnviz model (<name>.json + <name>.npz)",
+        description="Convert an ONNX model to the bundled-model format, so a deployment can "
+        "serve it (CNNVIZ_MODELS_DIR=DIR). Unsupported graphs are refused with the node, its "
+        "op type and why.",
+    )
+    p.add_argument("file", help="the .onnx file (weights inside; external data is refused)")
+    p.add_argument("--out", required=True, help="directory to write <name>.json and .npz into")
+    p.add_argument("--name", help="model name (default: the file's name)")
+    p.set_defaults(func=_cli)

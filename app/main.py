@@ -19,7 +19,7 @@ from starlette.types import ASGIApp
 
 from . import errors
 from .compression import GZipMiddlewareFast
-from .routes import docs, health, models, onnx, pages, predict, samples, scenarios, trace
+from .routes import docs, health, models, onnx, pages, predict, samples, scenarios, trace, train
 from .security import BodyLimitMiddleware, SecurityHeadersMiddleware
 from .settings import Settings, app_version, get_settings
 
@@ -92,7 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["content-type"],
         )
 
-    for module in (health, models, onnx, scenarios, trace, predict, samples, docs):
+    for module in (health, models, onnx, scenarios, trace, predict, samples, docs, train):
         app.include_router(module.router)
 
     if (settings.templates_dir / "index.html").is_file():

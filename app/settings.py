@@ -58,6 +58,20 @@ class Settings:
     max_learning_rate: float = 10.0
     max_seed: int = 2**32 - 1
 
+    # Train mode (WebSocket /api/train): one run per connection, all of it freed on close.
+    train_max_runs: int = 4  # concurrent runs per worker process; more get close code 1013
+    train_max_steps: int = 100_000
+    train_max_batch_size: int = 256
+    # per sample; the digit network needs ~2.9 M, LeNet ~0.3 M
+    train_max_multiply_adds: int = 10_000_000
+    # no client message for this long while the run is not training (paused, finished, or
+    # before `start`) closes the connection (1001); a run that trains is bounded by max_steps
+    train_idle_timeout_s: float = 300.0
+    train_max_message_bytes: int = 64 * 1024
+    # messages that must not be dropped (eval, trace, export, ...) waiting for a slow client:
+    # past this the training thread waits; step messages are aggregated, never queued
+    train_max_queued: int = 64
+
     # BLAS threads per process (1: a multi-threaded BLAS on a shared 2-core machine makes a
     # trace ~10x slower under load; workers scale out instead). 0 leaves BLAS alone.
     blas_threads: int = 1

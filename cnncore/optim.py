@@ -32,6 +32,28 @@ class SGD:
                     grad = vel[k]
                 p[k] -= self.lr * grad
 
+    def explain(self, layer: int, key: str, index: tuple[int, ...], g: float) -> dict:
+        """The next `step`'s update of one weight, in the parameters' dtype and in `step`'s
+        order of operations, so `w_new` is the value `step` will write, bit for bit.
+
+        g is that weight's gradient in the batch the step will use."""
+        dt = self.params[layer][key].dtype.type
+        w, g = dt(self.params[layer][key][index]), dt(g)
+        out = {"optimizer": "momentum" if self.momentum else "sgd", "lr": float(dt(self.lr))}
+        out.update({"w": float(w), "g": float(g)})
+        grad = g
+        if self.weight_decay:
+            grad = dt(g + dt(self.weight_decay) * w)
+            out.update({"weight_decay": self.weight_decay, "g_decayed": float(grad)})
+        if self.momentum:
+            v = self.velocity[layer][key][index]
+            v_new = dt(dt(v * dt(self.momentum)) + grad)
+            out.update({"momentum": self.momentum, "v": float(v), "v_new": float(v_new)})
+            grad = v_new
+        out["update"] = float(dt(dt(self.lr) * grad))
+        out["w_new"] = float(dt(w - dt(dt(self.lr) * grad)))
+        return out
+
 
 class Adam:
     def __init__(
@@ -60,6 +82,43 @@ class Adam:
                 v[k] *= b2
                 v[k] += (1 - b2) * grad * grad
                 p[k] -= self.lr * (m[k] / c1) / (np.sqrt(v[k] / c2) + self.eps)
+
+    def explain(self, layer: int, key: str, index: tuple[int, ...], g: float) -> dict:
+        """As `SGD.explain`: the next step's m, v, bias corrections and update of one weight."""
+        dt = self.params[layer][key].dtype.type
+        b1, b2 = self.betas
+        t = self.t + 1
+        c1, c2 = 1 - b1**t, 1 - b2**t
+        w, g = dt(self.params[layer][key][index]), dt(g)
+        m, v = self.m[layer][key][index], self.v[layer][key][index]
+        grad = g
+        out = {"optimizer": "adam", "lr": float(dt(self.lr)), "w": float(w), "g": float(g)}
+        if self.weight_decay:
+            grad = dt(g + dt(self.weight_decay) * w)
+            out.update({"weight_decay": self.weight_decay, "g_decayed": float(grad)})
+        m_new = dt(dt(m * dt(b1)) + dt(dt(1 - b1) * grad))
+        v_new = dt(dt(v * dt(b2)) + dt(dt(dt(1 - b2) * grad) * grad))
+        m_hat, v_hat = dt(m_new / dt(c1)), dt(v_new / dt(c2))
+        update = dt(dt(dt(self.lr) * m_hat) / dt(np.sqrt(v_hat) + dt(self.eps)))
+        out.update(
+            {
+                "beta1": b1,
+                "beta2": b2,
+                "eps": self.eps,
+                "t": t,
+                "m": float(m),
+                "v": float(v),
+                "m_new": float(m_new),
+                "v_new": float(v_new),
+                "bias_correction1": float(dt(c1)),
+                "bias_correction2": float(dt(c2)),
+                "m_hat": float(m_hat),
+                "v_hat": float(v_hat),
+                "update": float(update),
+                "w_new": float(dt(w - update)),
+            }
+        )
+        return out
 
 
 def make_optimizer(

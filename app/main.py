@@ -1,6 +1,8 @@
 """Builds the FastAPI app: routers, middleware, error handlers, static files.
 
-`cnnviz serve` runs `uvicorn app.main:app`; tests call `create_app(Settings(...))`.
+`cnnviz serve` runs uvicorn with the factory `create_app` (in the wheel this package is
+`cnnviz`, in a checkout `app`); tests call `create_app(Settings(...))`. Importing this module
+does no work: the module attribute `app` is built on first access (for `uvicorn app.main:app`).
 
 Middleware, outermost first: security headers (wrapping even Starlette's 500 page) ->
 server errors -> CORS (only when CNNVIZ_CORS_ORIGINS is set) -> body-size cap -> gzip ->
@@ -10,6 +12,9 @@ exception handlers -> routes.
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -18,9 +23,10 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
 from . import errors
+from .assets import VersionedStaticFiles, scan
 from .compression import GZipMiddlewareFast
 from .routes import docs, health, models, onnx, pages, predict, samples, scenarios, trace, train
-from .security import BodyLimitMiddleware, SecurityHeadersMiddleware
+from .security import BodyLimitMiddleware, GzipRequestMiddleware, SecurityHeadersMiddleware
 from .settings import Settings, app_version, get_settings
 
 log = logging.getLogger("cnnviz")
@@ -48,6 +54,12 @@ class CnnvizAPI(FastAPI):
     def build_middleware_stack(self) -> ASGIApp:
         return SecurityHeadersMiddleware(super().build_middleware_stack())
 
+    def openapi(self) -> dict[str, Any]:
+        if self.openapi_schema is None:
+            schema = super().openapi()
+            trace.fill_examples(schema, self.state.settings)
+        return self.openapi_schema
+
 
 def limit_blas_threads(n: int) -> bool:
     """Run NumPy's BLAS with `n` threads in this process (threadpoolctl works after NumPy is
@@ -64,6 +76,13 @@ def limit_blas_threads(n: int) -> bool:
     return True
 
 
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    # in each worker process as it starts serving, not when the module is imported
+    limit_blas_threads(app.state.settings.blas_threads)
+    yield
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     app = CnnvizAPI(
@@ -73,6 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         openapi_url="/openapi.json",
+        lifespan=lifespan,
     )
     app.state.settings = settings
     errors.install(app)
@@ -83,6 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             minimum_size=settings.gzip_minimum_size,
             compresslevel=settings.gzip_level,
         )
+    app.add_middleware(GzipRequestMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(
@@ -95,8 +116,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (health, models, onnx, scenarios, trace, predict, samples, docs, train):
         app.include_router(module.router)
 
+    assets = scan(settings.static_dir) if settings.static_dir.is_dir() else None
     if (settings.templates_dir / "index.html").is_file():
-        app.include_router(pages.page_router(settings.templates_dir))
+        app.include_router(pages.page_router(settings.templates_dir, assets))
     else:
         # e.g. a non-editable `pip install .`: the wheel holds the Python packages only
         log.warning(
@@ -109,13 +131,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         def root() -> RedirectResponse:
             return RedirectResponse("/docs")
 
-    if settings.static_dir.is_dir():
-        app.mount("/static", StaticFiles(directory=settings.static_dir), name="static")
+    if assets is not None:
+        app.mount(
+            "/static",
+            VersionedStaticFiles(directory=settings.static_dir, version=assets.version),
+            name="static",
+        )
     swagger = docs.swagger_ui_dir()
     if swagger is not None:
         app.mount(docs.ASSETS, StaticFiles(directory=str(swagger)), name="docs-assets")
     return app
 
 
-limit_blas_threads(get_settings().blas_threads)
-app = create_app()
+def __getattr__(name: str) -> Any:
+    """`app`: the application from the environment's Settings, built on first access."""
+    if name == "app":
+        global app
+        app = create_app()
+        return app
+    raise AttributeError(name)

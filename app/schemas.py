@@ -12,7 +12,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, WithJsonSchema
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    WithJsonSchema,
+)
+
+from cnncore.registry import layer_json_schema, spec_json_schema
 
 # ----------------------------------------------------------------------------- JSON schemas
 _NUMBER_ARRAY_SCHEMA: dict[str, Any] = {
@@ -22,62 +32,10 @@ _NUMBER_ARRAY_SCHEMA: dict[str, Any] = {
 }
 NumberArray = Annotated[Any, WithJsonSchema(_NUMBER_ARRAY_SCHEMA)]
 
-_PAIR = {
-    "anyOf": [
-        {"type": "integer", "minimum": 1},
-        {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 2, "maxItems": 2},
-    ]
-}
-_LAYER_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "description": "One layer. conv2d: out_channels, kernel_size, stride (1), padding (0), "
-    "activation; maxpool2d/avgpool2d: kernel_size, stride (= kernel_size), padding (0); "
-    "flatten; dense: units, activation. Sizes are an int or [h, w].",
-    "required": ["type"],
-    "properties": {
-        "type": {
-            "type": "string",
-            "enum": ["conv2d", "maxpool2d", "avgpool2d", "flatten", "dense"],
-        },
-        "out_channels": {"type": "integer", "minimum": 1},
-        "units": {"type": "integer", "minimum": 1},
-        "kernel_size": _PAIR,
-        "stride": _PAIR,
-        "padding": {
-            "anyOf": [
-                {"type": "integer", "minimum": 0},
-                {
-                    "type": "array",
-                    "items": {"type": "integer", "minimum": 0},
-                    "minItems": 2,
-                    "maxItems": 2,
-                },
-                {"type": "string", "enum": ["valid", "same"]},
-            ]
-        },
-        "activation": {
-            "type": "string",
-            "enum": ["identity", "relu", "sigmoid", "tanh", "softmax"],
-        },
-    },
-}
-_SPEC_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "description": "A network spec: input_shape [C, H, W], layers, loss (default "
-    "cross_entropy after softmax, mse otherwise). Responses add each layer's input_shape, "
-    "output_shape, param_count and multiply_adds.",
-    "required": ["input_shape", "layers"],
-    "properties": {
-        "input_shape": {
-            "type": "array",
-            "items": {"type": "integer", "minimum": 1},
-            "minItems": 3,
-            "maxItems": 3,
-        },
-        "layers": {"type": "array", "items": _LAYER_SCHEMA, "minItems": 1},
-        "loss": {"type": "string", "enum": ["mse", "cross_entropy"]},
-    },
-}
+# One layer's schema (its type enum and every type's fields) and the spec's are built from
+# cnncore's layer registry, never copied: a new layer type appears here by itself.
+_LAYER_SCHEMA: dict[str, Any] = layer_json_schema()
+_SPEC_SCHEMA: dict[str, Any] = spec_json_schema()
 NetworkSpec = Annotated[dict[str, Any], WithJsonSchema(_SPEC_SCHEMA)]
 
 # ----------------------------------------------------------------------------- examples
@@ -214,13 +172,16 @@ class TraceRequest(BaseModel):
     params: list[dict[str, NumberArray]] | None = Field(
         None,
         description="with `network`: per layer {'w', 'b'} ({} for layers without "
-        "parameters); default: seeded initialisation (He for relu, Xavier otherwise)",
+        "parameters); default: seeded initialisation (He for relu, Xavier otherwise). Each "
+        "array is a nested list, or the exact float64 values as {'dtype': 'float64', "
+        "'shape': [...], 'data': base64 of the little-endian C-order bytes} (the base64 "
+        "encoding of the responses: send back `updated_params` as received).",
     )
     seed: StrictInt = Field(
         0,
         ge=0,
-        le=2**32 - 1,
-        description="with `network`: the seed of the initialisation when `params` is not given",
+        description="with `network`: the seed of the initialisation when `params` is not "
+        "given (at most Settings.max_seed, 2**32 - 1 by default)",
     )
     input: NumberArray | None = Field(
         None,
@@ -240,8 +201,42 @@ class TraceRequest(BaseModel):
     learning_rate: StrictFloat | None = Field(
         None,
         gt=0,
-        le=10,
-        description="if given, one SGD step: the response adds `updated_params` and `loss_after`",
+        description="if given, one SGD step: the response adds `updated_params` and "
+        "`loss_after` (at most Settings.max_learning_rate, 10 by default). For the page's "
+        "'apply one step', POST /api/learn does this in one round trip.",
+    )
+    include: list[TracePart] | None = Field(
+        None,
+        max_length=5,
+        description="which parts of the trace to send (default: all): 'forward' (a_prev, z, "
+        "a), 'backward' (dC_da, dC_dz, dC_db, dC_dw, dC_da_prev), 'params' (each layer's w, "
+        "b), 'argmax' (max-pool), 'updated_params' (with learning_rate). `network`, `loss`, "
+        "`output`, `target`, `prediction` and every layer's `norms` are always sent.",
+    )
+    layers: list[StrictInt] | None = Field(
+        None,
+        max_length=256,
+        description="the top-level layer indices whose tensors are sent (default: all). The "
+        "other layers keep index, type, shapes and norms, plus the keys in `every_layer`.",
+    )
+    every_layer: list[LayerKey] | None = Field(
+        None,
+        max_length=11,
+        description="tensor keys sent for every layer, also those not in `layers` (e.g. "
+        "['a', 'dC_da'] for an overview of all layers with one layer's details).",
+    )
+    exclude: list[LayerKey] | None = Field(
+        None,
+        max_length=11,
+        description="tensor keys never sent (e.g. ones the client already has).",
+    )
+    dedupe: StrictBool = Field(
+        False,
+        description="leave out what repeats: forward.a_prev (= layers[i-1].forward.a, the "
+        "input for layer 0), forward.z when it equals forward.a bit for bit, "
+        "backward.dC_da_prev for layers > 0 (= layers[i-1].backward.dC_da), backward.dC_dz "
+        "when it equals backward.dC_da. Each layer names what it left out and where the "
+        "values are in `omitted`, e.g. {'a_prev': 'layers[0].forward.a'}.",
     )
     encoding: Literal["json", "base64"] = Field(
         "json",
@@ -252,6 +247,24 @@ class TraceRequest(BaseModel):
         "faster to write; decode with NumPy: np.frombuffer(base64.b64decode(d['data']), "
         "'<f8').reshape(d['shape']). Scalars (loss, prediction, loss_after, shapes) stay "
         "numbers.",
+    )
+
+
+LayerKey = Literal[
+    "a_prev", "z", "a", "dC_da", "dC_dz", "dC_db", "dC_dw", "dC_da_prev", "w", "b", "argmax"
+]
+TracePart = Literal["forward", "backward", "params", "argmax", "updated_params"]
+
+
+class LearnRequest(TraceRequest):
+    """`POST /api/learn`: a trace request whose `learning_rate` is required."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": []})
+
+    learning_rate: StrictFloat = Field(  # type: ignore[assignment]
+        gt=0,
+        description="the SGD step: every parameter becomes w - learning_rate · dC/dw "
+        "(at most Settings.max_learning_rate, 10 by default)",
     )
 
 
@@ -276,16 +289,33 @@ class LayerTrace(BaseModel):
     type: str
     input_shape: list[int]
     output_shape: list[int]
-    params: dict[str, Any] = Field(description="{'w', 'b'} or {}")
-    forward: dict[str, Any] = Field(description="a_prev, z, a")
-    backward: dict[str, Any] = Field(
+    params: dict[str, Any] | None = Field(None, description="{'w', 'b'} or {}")
+    forward: dict[str, Any] | None = Field(None, description="a_prev, z, a")
+    backward: dict[str, Any] | None = Field(
+        None,
         description="dC_da, dC_dz, dC_db, dC_dw, dC_da_prev "
-        "(dC_db and dC_dw are null for layers without parameters)"
+        "(dC_db and dC_dw are null for layers without parameters)",
     )
     argmax: EncodedOrList | None = Field(
         None,
         description="max-pool only: (C, H_out, W_out, 2), "
         "the input (row, col) each output cell came from",
+    )
+    norms: dict[str, float | None] = Field(
+        description="always sent, also for layers not selected: L2 norms of forward.a "
+        "('a'), backward.dC_da ('dC_da') and backward.dC_dw ('dC_dw', null without weights "
+        "or when not finite)"
+    )
+    omitted: dict[str, str] | None = Field(
+        None,
+        description="with dedupe: each key left out and where its values are, e.g. "
+        "{'a_prev': 'layers[0].forward.a'} ('input' for layer 0)",
+    )
+    nonfinite: dict[str, str] | None = Field(
+        None,
+        description="a key whose values are infinite by definition, and why (the last "
+        "softmax layer's dC_da when the target's probability underflows to 0). With 'base64' "
+        "the float64 values (-inf) are sent; with 'json' the key is left out.",
     )
 
 
@@ -306,6 +336,23 @@ class TraceResponse(BaseModel):
     loss_after: float | None = Field(
         None,
         description="with learning_rate: the loss with updated_params on the same input and target",
+    )
+
+
+class LearnResponse(BaseModel):
+    learning_rate: float
+    loss_before: float = Field(description="the loss with the parameters sent")
+    loss_after: float = Field(
+        description="the loss after the step, on the same input and target (= trace.loss)"
+    )
+    output_before: EncodedOrList = Field(description="the output before the step")
+    prediction_before: int | None = Field(None, description="classifiers only")
+    prediction_after: int | None = Field(None, description="classifiers only")
+    updated_params: list[dict[str, Any]] | None = Field(
+        None, description="per layer {'w', 'b'} after the step ({} without parameters)"
+    )
+    trace: TraceResponse = Field(
+        description="the trace with the updated parameters, cut to the request's selection"
     )
 
 

@@ -126,3 +126,97 @@ class BodyLimitMiddleware:
             return await receive()
 
         await self.app(scope, replay, send)
+
+
+class GzipRequestMiddleware:
+    """Accepts request bodies sent with `Content-Encoding: gzip` (the page gzips the learner's
+    parameters on their way up), decompressed here to at most `max_bytes`: a gzip bomb is
+    refused with 413 after `max_bytes` of output, never inflated in full. Any other
+    Content-Encoding is refused with 415. Sits inside `BodyLimitMiddleware`, which caps the
+    compressed bytes."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int):
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        encoding = None
+        for name, value in scope.get("headers", ()):
+            if name == b"content-encoding":
+                encoding = value.strip().lower()
+        if encoding in (None, b"identity", b""):
+            await self.app(scope, receive, send)
+            return
+        if encoding != b"gzip":
+            await _error(
+                send, 415, f"Content-Encoding {encoding.decode('latin-1')!r}: only gzip is accepted"
+            )
+            return
+        import zlib
+
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        out: list[bytes] = []
+        size = 0
+        try:
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return
+                chunk = message.get("body", b"")
+                while chunk:
+                    part = inflater.decompress(chunk, self.max_bytes + 1 - size)
+                    size += len(part)
+                    out.append(part)
+                    if size > self.max_bytes:
+                        await _error(
+                            send,
+                            413,
+                            f"the decompressed request body is larger than the "
+                            f"{self.max_bytes} bytes this server accepts",
+                        )
+                        return
+                    chunk = inflater.unconsumed_tail
+                if not message.get("more_body", False):
+                    break
+            if not inflater.eof:
+                raise zlib.error("truncated gzip stream")
+        except zlib.error:
+            await _error(send, 400, "the request body is not valid gzip")
+            return
+        body = b"".join(out)
+        headers = [
+            (n, v)
+            for n, v in scope.get("headers", ())
+            if n not in (b"content-encoding", b"content-length")
+        ]
+        headers.append((b"content-length", str(len(body)).encode()))
+        scope = {**scope, "headers": headers}
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+async def _error(send: Send, status: int, msg: str) -> None:
+    kind = {413: "too_large", 415: "unsupported_media_type"}.get(status, "bad_request")
+    body = error_body([{"loc": ["header", "content-encoding"], "msg": msg, "type": kind}])
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

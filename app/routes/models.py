@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Query, Request
+from starlette.responses import Response
 
 from .. import services
 from ..schemas import ModelDetail, ModelSummary
@@ -74,9 +75,37 @@ def list_models(s: SettingsDep) -> JSONBytes:
     },
 )
 def get_model(
-    name: Annotated[str, Path(max_length=64, examples=["digits"])], s: SettingsDep
-) -> JSONBytes:
+    name: Annotated[str, Path(max_length=64, examples=["digits"])],
+    s: SettingsDep,
+    request: Request,
+    encoding: Annotated[
+        Literal["json", "base64"],
+        Query(
+            description="'base64': each parameter array as {dtype, shape, data} (exact "
+            "float64, about half the bytes of JSON once gzipped), as in POST /api/trace"
+        ),
+    ] = "json",
+) -> Response:
     """As in the list, plus `params`: per layer `{"w", "b"}` in PyTorch's layout (conv w is
     (out_channels, in_channels, kH, kW), dense w is (units, in_features)); `{}` for layers
-    without parameters."""
-    return JSONBytes(services.model_json(s, name))
+    without parameters.
+
+    Cacheable: the answer has an `ETag` and `Cache-Control: no-cache`; a request with
+    `If-None-Match` of the current ETag gets `304 Not Modified` without a body, so the
+    browser downloads the parameters once."""
+    body, etag = services.model_json_etag(s, name, encoding)
+    headers = {"ETag": etag, "Cache-Control": CACHE}
+    if etag_matches(request.headers.get("if-none-match"), etag):
+        return Response(status_code=304, headers=headers)
+    return JSONBytes(body, headers=headers)
+
+
+CACHE = "no-cache"
+
+
+def etag_matches(header: str | None, etag: str) -> bool:
+    """If-None-Match: "*" or a list of (possibly weak) ETags, one of them ours."""
+    if not header:
+        return False
+    tags = [t.strip().removeprefix("W/") for t in header.split(",")]
+    return "*" in tags or etag in tags

@@ -1,28 +1,40 @@
-"""POST /api/trace: one sample's forward and backward pass, every tensor, unrounded."""
+"""POST /api/trace: one sample's forward and backward pass, every tensor (or the selected
+ones), unrounded. POST /api/learn: one SGD step in one round trip."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Body
 
 from .. import services
-from ..schemas import CUSTOM_TRACE_EXAMPLE, TraceRequest, TraceResponse
+from ..schemas import CUSTOM_TRACE_EXAMPLE, LearnRequest, LearnResponse, TraceRequest, TraceResponse
 from ..settings import Settings
 from . import ApiRoute, JSONBytes, SettingsDep, errors, run_compute
 
 router = APIRouter(prefix="/api", tags=["trace"], route_class=ApiRoute)
 
 
-def _example() -> dict:
-    """A real response, computed once from the custom-network request example."""
-    try:
-        return orjson.loads(services.trace_json(TraceRequest(**CUSTOM_TRACE_EXAMPLE), Settings()))
-    except Exception:  # the docs must never stop the server from starting
-        return {"network": {}, "loss": 0.0, "output": [0.0], "target": [0.0], "layers": []}
+def fill_examples(schema: dict[str, Any], settings: Settings) -> None:
+    """Real responses as the OpenAPI examples, computed when the schema is first asked for
+    (never at import time, never stopping the server from starting)."""
+    for path, body in (
+        ("/api/trace", CUSTOM_TRACE_EXAMPLE),
+        ("/api/learn", _LEARN_EXAMPLES["custom"]["value"]),
+    ):
+        try:
+            fn = services.trace_json if path == "/api/trace" else services.learn_json
+            model = TraceRequest if path == "/api/trace" else LearnRequest
+            example = orjson.loads(fn(model(**body), settings))
+        except Exception:  # an example must never break the docs
+            continue
+        op = schema.get("paths", {}).get(path, {}).get("post", {})
+        content = op.get("responses", {}).get("200", {}).setdefault("content", {})
+        content.setdefault("application/json", {})["example"] = example
 
 
+_BLANK = [[0.0] * 28 for _ in range(28)]
 _REQUEST_EXAMPLES = {
     "scenario": {
         "summary": "Scenario 1 (a gradient you can check by hand)",
@@ -34,11 +46,51 @@ _REQUEST_EXAMPLES = {
     },
     "model": {
         "summary": "The digit model on a blank 28×28 input, target class 3",
-        "value": {"model": "digits", "input": [[0.0] * 28 for _ in range(28)], "target": 3},
+        "value": {"model": "digits", "input": _BLANK, "target": 3},
     },
     "base64": {
         "summary": "Scenario 1 with every array as base64 of its float64 bytes",
         "value": {"scenario": "conv-dense", "encoding": "base64"},
+    },
+    "overview": {
+        "summary": "What the page asks for: every layer's a and dC_da, layer 2 in full, "
+        "nothing twice, no parameters (it has them from GET /api/models/digits)",
+        "value": {
+            "model": "digits",
+            "input": _BLANK,
+            "target": 3,
+            "include": ["forward", "backward", "argmax"],
+            "layers": [2],
+            "every_layer": ["a", "dC_da"],
+            "dedupe": True,
+            "encoding": "base64",
+        },
+    },
+    "norms": {
+        "summary": "Only the loss, output and each layer's norms (a gradient-size strip)",
+        "value": {"scenario": "conv-dense", "include": []},
+    },
+}
+
+_LEARN_EXAMPLES = {
+    "custom": {
+        "summary": "Your own network: one SGD step, everything after it",
+        "value": CUSTOM_TRACE_EXAMPLE,
+    },
+    "model": {
+        "summary": "The digit model: one step; the trace after it without parameters, "
+        "deduplicated, as base64",
+        "value": {
+            "model": "digits",
+            "input": _BLANK,
+            "target": 3,
+            "learning_rate": 0.05,
+            "include": ["forward", "backward", "argmax", "updated_params"],
+            "every_layer": ["a", "dC_da"],
+            "layers": [0],
+            "dedupe": True,
+            "encoding": "base64",
+        },
     },
 }
 
@@ -47,7 +99,7 @@ _REQUEST_EXAMPLES = {
     "/trace",
     response_model=TraceResponse,
     summary="Trace forward and backward",
-    responses={**errors(413, 422), 200: {"content": {"application/json": {"example": _example()}}}},
+    responses={**errors(413, 422)},
 )
 async def trace(
     req: Annotated[TraceRequest, Body(openapi_examples=_REQUEST_EXAMPLES)], s: SettingsDep
@@ -56,9 +108,31 @@ async def trace(
     `params`, `seed`); give `input` and `target` (a scenario has its own). Returns the
     normalized `network`, `loss`, `output`, `target`, `prediction` (classifiers) and per layer
     `forward` {a_prev, z, a} and `backward` {dC_da, dC_dz, dC_db, dC_dw, dC_da_prev} (plus
-    `argmax` for max-pool). With `learning_rate`: `updated_params` after one SGD step and
-    `loss_after`, the loss with them on the same input. With `"encoding": "base64"` every
-    array is `{"dtype": "float64" (argmax: "int64"), "shape": [...], "data": "<base64 of the
-    little-endian C-order bytes>"}` instead of nested lists: the exact float64 values,
-    cheaper to write and to parse."""
+    `argmax` for max-pool), and `norms` {a, dC_da, dC_dw}. With `learning_rate`:
+    `updated_params` after one SGD step and `loss_after`, the loss with them on the same input.
+    With `"encoding": "base64"` every array is `{"dtype": "float64" (argmax: "int64"),
+    "shape": [...], "data": "<base64 of the little-endian C-order bytes>"}` instead of nested
+    lists: the exact float64 values, cheaper to write and to parse.
+
+    Without `include`, `layers`, `every_layer`, `exclude` or `dedupe` the trace is complete and
+    self-contained; with them it carries only what the caller asks for (see docs/api.md)."""
     return JSONBytes(await run_compute(services.trace_json, req, s))
+
+
+@router.post(
+    "/learn",
+    response_model=LearnResponse,
+    summary="Apply one SGD step (one round trip)",
+    responses={**errors(413, 415, 422)},
+)
+async def learn(
+    req: Annotated[LearnRequest, Body(openapi_examples=_LEARN_EXAMPLES)], s: SettingsDep
+) -> JSONBytes:
+    """The body of POST /api/trace with a required `learning_rate`. One SGD step from the
+    parameters given (a named model's own, or `params`, which may be the base64-encoded
+    `updated_params` of the previous answer, exact). Returns `loss_before`, `loss_after`,
+    `output_before`, `prediction_before`/`prediction_after` (classifiers), `updated_params`
+    (unless `include` leaves them out) and `trace`: the trace *after* the step, cut to the
+    selection (`include`, `layers`, `every_layer`, `exclude`, `dedupe`) like POST /api/trace.
+    The body may be sent gzip-compressed (`Content-Encoding: gzip`)."""
+    return JSONBytes(await run_compute(services.learn_json, req, s))

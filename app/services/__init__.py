@@ -9,17 +9,27 @@ unrounded.
     validate    nested lists -> checked float64 arrays
     catalog     bundled models, scenarios, health
     custom      a client's own network: spec, caps, parameters
-    trace       POST /api/trace
+    selection   what a trace response carries (include, layers, dedupe, norms)
+    trace       POST /api/trace, POST /api/learn
     predict     POST /api/predict
 """
 
-from .catalog import health, model_json, models_json, scenario_json, scenarios_json
+from .catalog import (
+    health,
+    model_json,
+    model_json_etag,
+    models_json,
+    scenario_json,
+    scenarios_json,
+)
 from .predict import predict_json, predict_upload
-from .trace import trace_json
+from .trace import learn_json, trace_json
 
 __all__ = [
     "health",
+    "learn_json",
     "model_json",
+    "model_json_etag",
     "models_json",
     "predict_json",
     "predict_upload",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from cnncore.scenarios import SCENARIOS, Scenario
 
 from ..errors import ApiError, Loc
 from ..settings import Settings, app_version
-from .serialize import dumps
+from .serialize import ENCODINGS, dumps
 
 
 def _not_found(loc: Loc) -> int:
@@ -68,10 +69,26 @@ def models_json(settings: Settings) -> bytes:
 
 
 def model_json(settings: Settings, name: str) -> bytes:
-    net, meta = load_model(settings, name, ("path", "name"))
+    return model_json_etag(settings, name)[0]
+
+
+def model_json_etag(settings: Settings, name: str, encoding: str = "json") -> tuple[bytes, str]:
+    """The model's JSON (with its ~114k parameters for the digit model) and its ETag, built
+    once per process: the model files are read-only while the server runs."""
+    load_model(settings, name, ("path", "name"))  # 404 for an unknown name
+    return _model_bytes(settings.models_dir, name, encoding)
+
+
+@lru_cache(maxsize=16)
+def _model_bytes(models_dir: Path | None, name: str, encoding: str) -> tuple[bytes, str]:
+    if models_dir is None:
+        net, meta = models.load(name)
+    else:
+        net, meta = _load_from(models_dir, name)
     out = _model_summary(name, net, meta)
     out["params"] = net.params
-    return dumps(out)
+    body = ENCODINGS[encoding][1](out)
+    return body, '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
 
 
 # ---------------------------------------------------------------------------- scenarios

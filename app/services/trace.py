@@ -7,6 +7,7 @@ import math
 from typing import Any
 
 import numpy as np
+import orjson
 
 from cnncore import Network, SpecError
 
@@ -15,13 +16,9 @@ from ..schemas import TraceRequest
 from ..settings import Settings
 from .catalog import get_scenario, load_model, scenario_network
 from .custom import custom_network, spec_error
-from .serialize import dumps_trace, pin_params
+from .selection import OVERFLOW, Selection, apply, check_layers
+from .serialize import ENCODINGS, dumps_trace, pin_params
 from .validate import depth, to_array
-
-_OVERFLOW = (
-    "the computation overflowed (a value became infinite or NaN); use smaller input "
-    "or parameter values, or a smaller learning_rate"
-)
 
 
 def _choose(req: TraceRequest) -> str:
@@ -86,22 +83,6 @@ def _target(value: Any, net: Network, s: Settings) -> Any:
     return to_array(value, out_shape, loc, -lim, lim)
 
 
-def _all_finite(*arrays: Any) -> bool:
-    return all(a is None or bool(np.isfinite(a).all()) for a in arrays)
-
-
-def _trace_finite(tr: Any) -> bool:
-    if not math.isfinite(tr.loss) or not _all_finite(tr.output):
-        return False
-    # a layer's a_prev and dC_da_prev are the neighbouring layer's a and dC_da: check once
-    arrays = {
-        id(a): a
-        for r in tr.records
-        for a in (r.a_prev, r.z, r.a, r.dC_da, r.dC_dz, r.dC_dw, r.dC_db, r.dC_da_prev)
-    }
-    return _all_finite(*arrays.values())
-
-
 def _network(req: TraceRequest, s: Settings) -> tuple[Network, Any, Any]:
     """The network, input and target the request asks for (a scenario fills in its own)."""
     kind = _choose(req)
@@ -119,9 +100,21 @@ def _network(req: TraceRequest, s: Settings) -> tuple[Network, Any, Any]:
     return custom_network(req, s), req.input, req.target
 
 
-def trace_json(req: TraceRequest, s: Settings) -> bytes:
-    """The trace's JSON: every layer's forward and backward tensors, unrounded; arrays as
-    nested lists, or as base64 of their float64 bytes with `"encoding": "base64"`."""
+def _limits(req: TraceRequest, s: Settings) -> None:
+    """The limits Settings holds (the schema checks types and lower bounds)."""
+    lr = req.learning_rate
+    if lr is not None and lr > s.max_learning_rate:
+        raise ApiError(
+            ("body", "learning_rate"),
+            f"must be at most {s.max_learning_rate:g}, got {lr:g}",
+            "less_than_equal",
+        )
+    if req.seed > s.max_seed:
+        raise ApiError(("body", "seed"), f"must be at most {s.max_seed}", "less_than_equal")
+
+
+def _prepare(req: TraceRequest, s: Settings) -> tuple[Network, np.ndarray, Any, Selection]:
+    _limits(req, s)
     net, input_value, target_value = _network(req, s)
     if input_value is None:
         raise ApiError(
@@ -139,23 +132,73 @@ def trace_json(req: TraceRequest, s: Settings) -> bytes:
         )
     x = _input(input_value, net, s)
     target = _target(target_value, net, s)
-    # overflow is checked explicitly below, and reported as a 422 naming the cause
+    sel = Selection.of(req)
+    check_layers(sel, len(net.layers))
+    return net, x, target, sel
+
+
+def _softmax_ce(net: Network) -> bool:
+    return net.loss_name == "cross_entropy" and net.is_classifier
+
+
+def _trace(net: Network, x: np.ndarray, target: Any) -> Any:
+    try:
+        return net.trace(x, target)
+    except SpecError as exc:
+        raise spec_error(exc, ("body",)) from None
+
+
+def _step(net: Network, tr: Any, x: np.ndarray, target: Any, lr: float) -> tuple[Network, Any]:
+    """One SGD step from the trace `tr`; the new network and its trace on the same sample."""
+    net2 = net.sgd_step([rec.grads() for rec in tr.records], lr)
+    if not all(np.isfinite(v).all() for p in net2.params for v in p.values()):
+        raise ApiError(("body", "learning_rate"), OVERFLOW, "overflow")
+    tr2 = _trace(net2, x, target)
+    if not math.isfinite(tr2.loss):
+        raise ApiError(("body", "learning_rate"), OVERFLOW, "overflow")
+    return net2, tr2
+
+
+def trace_json(req: TraceRequest, s: Settings) -> bytes:
+    """The trace's JSON: the selected layers' forward and backward tensors, unrounded; arrays
+    as nested lists, or as base64 of their float64 bytes with `"encoding": "base64"`."""
+    net, x, target, sel = _prepare(req, s)
+    # non-finite numbers are checked explicitly (only those returned) and reported as a 422
     with np.errstate(all="ignore"):
-        try:
-            tr = net.trace(x, target)
-        except SpecError as exc:
-            raise spec_error(exc, ("body",)) from None
-        if not _trace_finite(tr):
-            raise ApiError(("body",), _OVERFLOW, "overflow")
-        out = tr.to_dict()
+        tr = _trace(net, x, target)
+        out = apply(tr.to_dict(), sel, req.encoding, _softmax_ce(net))
         if req.learning_rate is not None:
-            net2 = net.sgd_step([rec.grads() for rec in tr.records], req.learning_rate)
-            loss_after = net2.trace(x, target).loss
-            if not (
-                math.isfinite(loss_after)
-                and _all_finite(*(v for p in net2.params for v in p.values()))
-            ):
-                raise ApiError(("body", "learning_rate"), _OVERFLOW, "overflow")
-            out["updated_params"] = net2.params
-            out["loss_after"] = loss_after
+            net2, tr2 = _step(net, tr, x, target, req.learning_rate)
+            if "updated_params" in sel.include:
+                out["updated_params"] = net2.params
+            out["loss_after"] = tr2.loss
     return dumps_trace(out, req.encoding)
+
+
+def learn_json(req: TraceRequest, s: Settings) -> bytes:
+    """POST /api/learn: one SGD step in one round trip. The loss and prediction before and
+    after, the updated parameters, and the selected parts of the trace *after* the step (what
+    the page shows next); the trace before the step is the one the client already has."""
+    net, x, target, sel = _prepare(req, s)
+    lr = req.learning_rate
+    if lr is None:
+        raise ApiError(("body", "learning_rate"), "learning_rate is required", "missing")
+    with np.errstate(all="ignore"):
+        tr = _trace(net, x, target)
+        if not math.isfinite(tr.loss):
+            raise ApiError(("body",), OVERFLOW, "overflow")
+        net2, tr2 = _step(net, tr, x, target, lr)
+        after = apply(tr2.to_dict(), sel, req.encoding, _softmax_ce(net2))
+    out: dict[str, Any] = {
+        "learning_rate": lr,
+        "loss_before": tr.loss,
+        "loss_after": tr2.loss,
+        "output_before": tr.output,
+    }
+    if tr.prediction is not None:
+        out["prediction_before"] = tr.prediction
+        out["prediction_after"] = tr2.prediction
+    if "updated_params" in sel.include:
+        out["updated_params"] = net2.params
+    out["trace"] = orjson.Fragment(dumps_trace(after, req.encoding))
+    return ENCODINGS[req.encoding][1](out)

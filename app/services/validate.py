@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import binascii
 from functools import lru_cache
 from typing import Annotated, Any
 
@@ -9,6 +10,11 @@ import numpy as np
 from pydantic import ConfigDict, Field, Strict, TypeAdapter, ValidationError
 
 from ..errors import ApiError, Loc
+
+try:
+    from pybase64 import b64decode
+except ImportError:  # the standard library's then, same values
+    from base64 import b64decode
 
 
 @lru_cache(maxsize=32)
@@ -53,6 +59,8 @@ def to_array(value: Any, shape: tuple[int, ...], loc: Loc, lo: float, hi: float)
     """A JSON nested list -> float64 array of exactly `shape`; every element a finite number
     in [lo, hi] (not a bool, not a string). Errors name the element's path."""
     shape = tuple(int(s) for s in shape)
+    if isinstance(value, dict):
+        return from_base64(value, shape, loc, lo, hi)
     if shape == ():
         value, shape, scalar = [value], (1,), True
     else:
@@ -65,3 +73,48 @@ def to_array(value: Any, shape: tuple[int, ...], loc: Loc, lo: float, hi: float)
         raise ApiError((*loc, *err["loc"]), err["msg"], err["type"]) from None
     arr = np.array(clean, dtype=np.float64)
     return arr.reshape(()) if scalar else arr
+
+
+def from_base64(value: dict, shape: tuple[int, ...], loc: Loc, lo: float, hi: float) -> np.ndarray:
+    """`{"dtype": "float64", "shape": [...], "data": "<base64>"}` (the API's base64 encoding)
+    -> the exact float64 array, checked like a nested list: shape, finite, in [lo, hi]."""
+    if set(value) != {"dtype", "shape", "data"}:
+        raise ApiError(
+            loc,
+            "an encoded array is {'dtype': 'float64', 'shape': [...], 'data': '<base64>'}; "
+            f"got the keys {sorted(value)}",
+            "encoded_array",
+        )
+    if value["dtype"] != "float64":
+        raise ApiError((*loc, "dtype"), "must be 'float64'", "encoded_array")
+    if value["shape"] != list(shape):
+        raise ApiError((*loc, "shape"), f"must be {list(shape)}, got {value['shape']!r}", "shape")
+    data = value["data"]
+    if not isinstance(data, str):
+        raise ApiError((*loc, "data"), "must be a base64 string", "encoded_array")
+    n = 1
+    for d in shape:
+        n *= d
+    if len(data) != 4 * ((8 * n + 2) // 3):
+        raise ApiError(
+            (*loc, "data"),
+            f"must be the base64 of {n} float64 values ({8 * n} bytes, "
+            f"{4 * ((8 * n + 2) // 3)} base64 characters), got {len(data)} characters",
+            "encoded_array",
+        )
+    try:
+        raw = b64decode(data.encode("ascii"), validate=True)
+    except (binascii.Error, ValueError, UnicodeEncodeError):
+        raise ApiError((*loc, "data"), "is not valid base64", "encoded_array") from None
+    arr = np.frombuffer(raw, dtype="<f8").astype(np.float64).reshape(shape)
+    ok = np.isfinite(arr) & (arr >= lo) & (arr <= hi)
+    if not ok.all():
+        idx = tuple(int(i) for i in np.argwhere(~ok)[0])
+        v = float(arr[idx])
+        msg = (
+            "must be a finite number"
+            if not np.isfinite(v)
+            else f"{v!r} is out of range: between {lo:g} and {hi:g}"
+        )
+        raise ApiError((*loc, "data", *idx), msg, "value_error")
+    return arr

@@ -16,6 +16,7 @@ ENDPOINTS = {
     ("get", "/api/scenarios"),
     ("get", "/api/scenarios/{id}"),
     ("post", "/api/trace"),
+    ("post", "/api/learn"),
     ("post", "/api/predict"),
 }
 
@@ -36,7 +37,12 @@ def test_openapi_documents_every_endpoint(client):
             text = str(content) + str(spec["components"]["schemas"])
             assert "example" in text, path
         for p in op.get("parameters", []):
-            assert p.get("example") is not None or p["schema"].get("examples"), (path, p)
+            ex = (
+                p.get("example") is not None
+                or p["schema"].get("examples")
+                or p["schema"].get("enum")
+            )
+            assert ex, (path, p)
 
 
 def test_trace_response_example_is_real(client):

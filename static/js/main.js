@@ -13,6 +13,7 @@ import { Overview } from "./views/overview.js";
 import { Pad, paintSeen } from "./views/pad.js";
 import { Probabilities } from "./views/probabilities.js";
 import { Stepper } from "./views/stepper.js";
+import { enterOnnx, initOnnx, isOnnx } from "./onnx.js";
 
 const $ = (id) => document.getElementById(id);
 let traceSeq = 0;
@@ -48,9 +49,9 @@ async function sendPredict() {
   pendingImage = null;
   predicting = true;
   try {
-    const res = await api.predict(get().source.id, job.image);
+    const res = await api.predict(isOnnx(get()) ? CONFIG.defaultModel : get().source.id, job.image);
     // With learned weights the bars come from the trace (the bundled model answers /api/predict).
-    if (get().params) set({ input: res.input, learned: null });
+    if (get().params || isOnnx(get())) set({ input: res.input, learned: null });
     else set({ input: res.input, probabilities: res.probabilities, prediction: res.prediction, learned: null });
     fillTargets(get());
     probs.update(get().probabilities, get().prediction, currentTarget(get()), job.version);
@@ -91,7 +92,7 @@ async function runTrace() {
     let keep = s.trace && s.trace.__key === trace.__key ? Math.min(s.step, steps.length - 1) : 0;
     if (s.pendingStep !== null) keep = Math.max(0, Math.min(steps.length - 1, s.pendingStep));
     const patch = { trace, steps, step: keep, busy: false, error: "", pendingStep: null };
-    if (trace.prediction !== undefined && s.source.kind === "model") {
+    if (trace.prediction !== undefined && (s.source.kind === "model" || isOnnx(s))) {
       Object.assign(patch, { probabilities: trace.output, prediction: trace.prediction });
     }
     set(patch);
@@ -225,6 +226,7 @@ async function selectSource(kind, id, restore = {}) {
     spec: null, learned: null, base: null, values: null, trace: null, pendingStep: restore.step ?? null,
     lr: restore.lr ?? null, lrUser: Boolean(restore.lr) });
   document.body.dataset.source = kind;
+  if (kind === "onnx") return enterOnnx(); // an uploaded .onnx: onnx.js shows it
   for (const cid of ["pad-card", "seen-card", "probs-card", "target-card"]) $(cid).hidden = !isModel;
   $("edit-card").hidden = isModel;
   if (!isModel) {
@@ -251,6 +253,7 @@ async function start() {
   probs.update(null, null, null);
   fillTargets(get());
   initShare({ status });
+  initOnnx({ selectSource, runTrace, status, pad });
   try {
     const [models, scenarios] = await Promise.all([api.models(), api.scenarios().catch(() => [])]);
     const list = Array.isArray(models) ? models : models.models || [];

@@ -3,6 +3,7 @@
 
 import { pick, t } from "./i18n.js";
 import { flat } from "./math/tensor.js";
+import { onnxTraceBody } from "./onnx.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -17,6 +18,7 @@ export function currentTarget(s) {
  * weights. Scenario: always its (possibly edited) values as a custom network.
  */
 export function traceBody(s) {
+  if (s.source.kind === "onnx") return onnxTraceBody(s); // an uploaded .onnx network
   if (s.source.kind === "scenario") {
     if (!s.values) return null;
     const { input, params, target } = s.values;
@@ -87,6 +89,12 @@ export function fillSources(s) {
     const o = document.createElement("option");
     o.value = "scenario:" + sc.id;
     o.textContent = pick(sc.title);
+    sel.append(o);
+  }
+  if (s.onnx) {
+    const o = document.createElement("option");
+    o.value = "onnx:" + s.onnx.name;
+    o.textContent = t("onnx.source", { name: s.onnx.name });
     sel.append(o);
   }
   sel.value = `${source.kind}:${source.id}`;

@@ -46,7 +46,9 @@ def random_net(rng: np.random.Generator, bn: bool = False):
         if out_h < 2 or out_w < 2:
             continue
         oc = int(rng.integers(1, 5))
-        mods.append(nn.Conv2d(shape[0], oc, (kh, kw), (sh, sw), (ph, pw), bias=bool(rng.random() < 0.8)))
+        mods.append(
+            nn.Conv2d(shape[0], oc, (kh, kw), (sh, sw), (ph, pw), bias=bool(rng.random() < 0.8))
+        )
         shape = [oc, out_h, out_w]
         if bn:
             b = nn.BatchNorm2d(oc)
@@ -60,12 +62,19 @@ def random_net(rng: np.random.Generator, bn: bool = False):
         if act is not None:
             mods.append(act())
         if rng.random() < 0.7 and min(shape[1:]) >= 2:
-            k = (int(rng.integers(1, min(3, shape[1]) + 1)), int(rng.integers(1, min(3, shape[2]) + 1)))
+            k = (
+                int(rng.integers(1, min(3, shape[1]) + 1)),
+                int(rng.integers(1, min(3, shape[2]) + 1)),
+            )
             s = (int(rng.integers(1, 3)), int(rng.integers(1, 3)))
             p = (int(rng.integers(0, k[0] // 2 + 1)), int(rng.integers(0, k[1] // 2 + 1)))
             pool = nn.MaxPool2d(k, s, p) if rng.random() < 0.5 else nn.AvgPool2d(k, s, p)
             mods.append(pool)
-            shape = [shape[0], (shape[1] + 2 * p[0] - k[0]) // s[0] + 1, (shape[2] + 2 * p[1] - k[1]) // s[1] + 1]
+            shape = [
+                shape[0],
+                (shape[1] + 2 * p[0] - k[0]) // s[0] + 1,
+                (shape[2] + 2 * p[1] - k[1]) // s[1] + 1,
+            ]
     mods.append(nn.Flatten() if rng.random() < 0.5 else Flat())
     n = shape[0] * shape[1] * shape[2]
     if rng.random() < 0.5:
@@ -129,7 +138,9 @@ def check_against_torch(model, head, data: bytes, x: torch.Tensor, tol: float, h
         for m, i in zip(with_params, cn_layers, strict=True):
             np.testing.assert_allclose(tr.records[i].dC_dw, m.weight.grad.numpy(), atol=tol, rtol=0)
             if m.bias is not None:
-                np.testing.assert_allclose(tr.records[i].dC_db, m.bias.grad.numpy(), atol=tol, rtol=0)
+                np.testing.assert_allclose(
+                    tr.records[i].dC_db, m.bias.grad.numpy(), atol=tol, rtol=0
+                )
     # every intermediate tensor against the same network in PyTorch (the engine's oracle)
     y1 = tr.target
     t_loss, t_layers = torch_trace(net, xd.detach().numpy()[0], y1)

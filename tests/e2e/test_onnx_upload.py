@@ -1,0 +1,124 @@
+"""Open your own model (.onnx) in real Chromium: a PyTorch network exported with
+torch.onnx.export is uploaded, drawn on and stepped through; the numbers the page shows come
+from that network (checked against PyTorch); other input sizes get the input card; a bad file
+is a clear message."""
+
+from __future__ import annotations
+
+import io
+import json
+import warnings
+
+import numpy as np
+import pytest
+
+from .helpers import ONE, draw, go_to_step, step_total, wait_settled, wait_traced
+
+pytestmark = pytest.mark.e2e
+torch = pytest.importorskip("torch")
+nn = torch.nn
+
+
+def export(model, shape, path):
+    f = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model.eval(), (torch.zeros(1, *shape),), f, dynamo=False)
+    path.write_bytes(f.getvalue())
+    return path
+
+
+def upload(page, path):
+    page.set_input_files("#onnx-file", str(path))
+    page.wait_for_function("() => document.body.dataset.onnx === 'ready'", timeout=20000)
+    page.wait_for_function("() => document.body.dataset.source === 'onnx'")
+    wait_traced(page)
+
+
+def test_upload_a_pytorch_digit_net_draw_and_step(page, tmp_path, screenshots):
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(1, 4, (5, 3), stride=2, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(4 * 6 * 7, 10),
+        nn.LogSoftmax(dim=1),
+    )
+    path = export(model, (1, 28, 28), tmp_path / "my_net.onnx")
+    assert page.locator("#onnx-open").is_visible()
+    upload(page, path)
+    assert page.locator("#source-select").input_value() == "onnx:my_net"
+    assert page.locator("#pad-card").is_visible()
+    assert page.locator("#onnx-report").is_visible()
+    assert "my_net" in page.locator("#onnx-report h2").inner_text()
+
+    with page.expect_response(lambda r: r.url.endswith("/api/trace")) as resp:
+        draw(page, ONE)
+        wait_settled(page)
+    body = json.loads(resp.value.request.post_data)
+    trace = resp.value.json()
+    assert [layer["type"] for layer in body["network"]["layers"]] == [
+        "conv2d", "maxpool2d", "flatten", "dense"
+    ]  # fmt: skip
+    # the page traced the uploaded network: PyTorch on the same input gives the same numbers
+    x = torch.tensor(np.asarray(body["input"], dtype=np.float64)).reshape(1, 1, 28, 28)
+    want = model.double()(x).exp().detach().numpy()[0]
+    np.testing.assert_allclose(trace["output"], want, atol=1e-12)
+    # the bars show those probabilities
+    shown = page.locator("#probs .prob-value").all_inner_texts()
+    assert len(shown) == 10
+
+    n = step_total(page)
+    assert n >= 8
+    go_to_step(page, n - 1)
+    go_to_step(page, 1)
+    page.screenshot(path=str(screenshots / "onnx-upload-digit-net.png"))
+    assert not page.messages.problems(), page.messages.problems()
+
+
+def test_other_input_sizes_get_the_input_card(page, tmp_path):
+    torch.manual_seed(1)
+    model = nn.Sequential(
+        nn.Conv2d(3, 2, 3), nn.Sigmoid(), nn.AvgPool2d(2), nn.Flatten(), nn.Linear(2 * 3 * 3, 2)
+    )
+    upload(page, export(model, (3, 8, 8), tmp_path / "rgb.onnx"))
+    assert page.locator("#onnx-input-card").is_visible()
+    assert not page.locator("#pad-card").is_visible()
+    assert "3×8×8" in page.locator("#onnx-input-card h2").inner_text()
+    assert page.locator("#onnx-input-card input[type=number]").count() == 0  # 192 values
+    assert step_total(page) > 4
+    with page.expect_response(lambda r: r.url.endswith("/api/trace")) as resp:
+        page.locator("#onnx-random").click()
+    body = json.loads(resp.value.request.post_data)
+    x = torch.tensor(np.asarray(body["input"], dtype=np.float64))[None]
+    want = model.double()(x).detach().numpy()[0]
+    np.testing.assert_allclose(resp.value.json()["output"], want, atol=1e-12)
+    wait_traced(page)
+
+    # a tiny input gets a number editor
+    small = nn.Sequential(nn.Conv2d(1, 1, 2), nn.Flatten(), nn.Linear(9, 1))
+    upload(page, export(small, (1, 4, 4), tmp_path / "tiny.onnx"))
+    fields = page.locator("#onnx-input-card input[type=number]")
+    assert fields.count() == 16
+    with page.expect_response(lambda r: r.url.endswith("/api/trace")) as resp:
+        fields.nth(5).fill("2.5")
+        fields.nth(5).dispatch_event("change")
+    assert json.loads(resp.value.request.post_data)["input"][0][1][1] == 2.5
+    wait_traced(page)
+
+    # back to the digit model: the cards of the upload go away
+    page.locator("#source-select").select_option("model:digits")
+    page.wait_for_function("() => document.body.dataset.source === 'model'")
+    assert not page.locator("#onnx-input-card").is_visible()
+    assert not page.locator("#onnx-report").is_visible()
+    assert not page.messages.problems(), page.messages.problems()
+
+
+def test_a_file_that_is_not_a_model_is_explained(page, tmp_path):
+    bad = tmp_path / "photo.onnx"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(200))
+    page.set_input_files("#onnx-file", str(bad))
+    page.wait_for_function("() => document.body.dataset.onnx === 'error'")
+    assert "not a valid ONNX model" in page.locator("#status").inner_text()
+    assert page.evaluate("document.body.dataset.source") == "model"

@@ -10,7 +10,7 @@ from PIL import Image, ImageFile
 from scipy import ndimage
 
 from cnncore import data
-from cnncore.preprocess import image_from_bytes, to_mnist
+from cnncore.preprocess import image_from_bytes, normalize_stroke, stroke_width, to_mnist
 
 
 @pytest.fixture(scope="module")
@@ -183,3 +183,66 @@ def test_huge_dimensions_are_refused_before_decoding(monkeypatch):
         assert len(payload) < 200
         with pytest.raises(ValueError, match="too large|at most 512x512"):
             image_from_bytes(payload)
+
+
+def _photo(ink, paper, pen, tilt, rng, quality=80):
+    """A photo of ink on paper: grey paper with a light gradient across it, noise, JPEG."""
+    h, w = ink.shape
+    gy, gx = np.mgrid[0:h, 0:w] / max(h, w) - 0.5
+    gray = (paper + (pen - paper) * ink) * (1 + tilt * (gx + gy))
+    gray = np.clip(gray + rng.normal(0, 5, gray.shape), 0, 255)
+    buf = io.BytesIO()
+    Image.fromarray(np.rint(gray).astype(np.uint8)).save(buf, "JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def test_uneven_light_in_a_photo_is_not_ink(digits):
+    # A gradient of +-30 % across grey paper: the old single background level (the median)
+    # counted the bright half of the sheet as ink and framed the digit.
+    rng = np.random.default_rng(5)
+    corrs = []
+    for d in digits[:40]:
+        big = np.pad(np.clip(ndimage.zoom(d, 3, order=1), 0, 1), 12)  # a margin of paper
+        ink = image_from_bytes(_photo(big, 180, 40, 0.3, rng))
+        assert ink[:3].mean() < 0.02 and ink[-3:].mean() < 0.02  # no paper left as ink
+        corrs.append(_corr(to_mnist(ink), to_mnist(d)))
+    assert np.mean(corrs) > 0.9
+
+
+def test_a_thick_dark_digit_on_grey_paper_is_still_dark_ink():
+    # Ink covering most of a grey sheet pulls the picture's mean below 0.5; the border decides.
+    ink = np.zeros((40, 40))
+    ink[6:34, 6:34] = 1.0
+    ink[14:26, 14:26] = 0.0  # a thick square "0"
+    gray = np.rint(170 - 150 * ink).astype(np.uint8)
+    assert gray.mean() / 255 < 0.5
+    out = image_from_bytes(_png(gray))
+    np.testing.assert_allclose(out / out.max(), ink, atol=0.02)
+
+
+def test_a_clean_drawing_keeps_its_exact_values(digits):
+    big = np.clip(ndimage.zoom(digits[2], 6, order=1), 0, 1)
+    u8 = np.rint(255 * big).astype(np.uint8)
+    np.testing.assert_allclose(image_from_bytes(_png(u8)), u8 / 255.0, atol=1e-12)
+
+
+def test_a_fine_pen_is_thickened_to_mnist_width(digits):
+    # 1 px wide skeletons of digits drawn 10x big: after preprocessing their width in the
+    # 28 px image is MNIST's, not a hairline.
+    widths, mnist_widths = [], []
+    for d in digits[:30]:
+        big = ndimage.zoom(d, 10, order=1) > 0.5
+        thin = ndimage.binary_erosion(big, iterations=8)
+        if thin.sum() < 50:
+            continue
+        out = to_mnist(thin.astype(float))
+        widths.append(stroke_width(ndimage.zoom(out, 10, order=1)) / 10)
+        mnist_widths.append(stroke_width(ndimage.zoom(to_mnist(d), 10, order=1)) / 10)
+    assert len(widths) >= 20
+    assert 0.7 < np.median(widths) / np.median(mnist_widths) < 1.4
+
+
+def test_mnist_sized_boxes_are_not_rethickened(digits):
+    for d in digits[:20]:
+        crop = d[d.any(axis=1)][:, d.any(axis=0)]
+        assert normalize_stroke(crop) is crop

@@ -156,7 +156,8 @@ def maxpool2d_forward(
 
     Shapes: x (N, C, H, W) -> out (N, C, H_out, W_out). Ties go to the first maximum in
     row-major window order, which is what PyTorch does: an offset replaces the best so far only
-    when strictly greater.
+    when strictly greater, or when it is NaN (so a window with NaN outputs NaN and routes its
+    gradient to its last NaN, as PyTorch does).
     """
     out_hw = output_hw(x.shape, kernel, stride, padding)
     x_pad = pad_nchw(x, padding, -np.inf)
@@ -167,7 +168,9 @@ def maxpool2d_forward(
         if best is None:
             best, argmax = cand.copy(), np.zeros(cand.shape, dtype=index_type)
             continue
-        better = cand > best
+        # A NaN wins (and a later NaN wins again), as in PyTorch's kernel:
+        # `if (val > maxval || isnan(val))`. The output is NaN and its gradient goes there.
+        better = (cand > best) | np.isnan(cand)
         np.maximum(best, cand, out=best)
         argmax = np.where(better, index_type.type(k), argmax)  # faster than argmax[better] = k
     return best, MaxPoolCache(x.shape, argmax, kernel, stride, padding)

@@ -221,6 +221,31 @@ def test_maxpool2d_constant_input_first_max_gets_gradient():
     np.testing.assert_array_equal(tx.grad.numpy(), dx)
 
 
+@pytest.mark.parametrize("kernel,stride,padding", [(2, 2, 0), (3, 1, 1), ((2, 3), (1, 2), 0)])
+def test_maxpool2d_nan_gets_the_gradient_as_in_torch(kernel, stride, padding):
+    # NaN wins its windows and takes their gradient; with two NaNs in one window, the last
+    # in row-major order does (PyTorch: `if (val > maxval || isnan(val))`).
+    torch = _torch()
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(2, 2, 6, 7))
+    x[0, 0, 1, 1] = x[0, 0, 1, 2] = x[0, 0, 2, 1] = np.nan
+    x[1, 1, 4, 5] = np.nan
+    k, s, p = _pair(kernel), _pair(stride), _pair(padding)
+    out, cache = F.maxpool2d_forward(x, k, s, p)
+    dout = rng.normal(size=out.shape)
+    dx = F.maxpool2d_backward(dout, cache)
+    tx = torch.tensor(x, requires_grad=True)
+    tout, tidx = torch.nn.functional.max_pool2d(tx, k, s, p, return_indices=True)
+    tout.backward(torch.tensor(dout))
+    np.testing.assert_array_equal(np.isnan(out), np.isnan(tout.detach().numpy()))
+    assert np.isnan(out).any()
+    np.testing.assert_array_equal(np.nan_to_num(out), np.nan_to_num(tout.detach().numpy()))
+    rc = F.maxpool2d_argmax_rc(cache)
+    np.testing.assert_array_equal(rc[..., 0] * x.shape[3] + rc[..., 1], tidx.numpy())
+    np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=0, atol=ATOL_TORCH)
+    assert dx[0, 0, 1, 1] != 0 or dx[0, 0, 1, 2] != 0 or dx[0, 0, 2, 1] != 0
+
+
 def test_maxpool2d_overlapping_windows_accumulate():
     # 4x5 input, 2x2 windows, stride 1: the global max (7 at row 1, col 2) is in 4 windows.
     x = np.array(

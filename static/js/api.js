@@ -1,10 +1,23 @@
 // The only module that talks to the server. Every number the UI shows comes from these calls.
 
+// Bodies larger than this go up gzip-compressed (Content-Encoding: gzip; the server inflates
+// them, capped): a learner's 114k digit-model parameters as exact base64 are 1.2 MB, ~0.6 MB gzipped.
+const GZIP_ABOVE = 64 * 1024;
+
+async function gzip(text) {
+  const stream = new Blob([text]).stream().pipeThrough(new CompressionStream("gzip"));
+  return new Response(stream).arrayBuffer();
+}
+
 async function request(method, url, body, signal) {
   const init = { method, headers: { Accept: "application/json" }, signal };
   if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
+    if (init.body.length > GZIP_ABOVE && typeof CompressionStream === "function") {
+      init.body = await gzip(init.body);
+      init.headers["Content-Encoding"] = "gzip";
+    }
   }
   const res = await fetch(url, init);
   const data = await res.json().catch(() => null);
@@ -26,4 +39,141 @@ export const api = {
   predict: (model, image, signal) => request("POST", "/api/predict", { model, image }, signal),
   /** body: {model, input, target} | {scenario, input?, target?} | {network, params, seed, input, target} */
   trace: (body, signal) => request("POST", "/api/trace", body, signal),
+  /** One SGD step in one round trip: {loss_before, loss_after, output_before, updated_params, trace, …} */
+  learn: (body, signal) => request("POST", "/api/learn", body, signal),
+  /** A model with its parameters as exact base64 (cached by the browser: ETag, 304 on reload). */
+  modelB64: (name) => request("GET", `/api/models/${encodeURIComponent(name)}?encoding=base64`),
+  /** A few real MNIST test digits: {samples: [{index, label, input}]} */
+  samples: () => request("GET", "/api/samples"),
+  /** A PNG/JPEG through /api/predict's upload path: {input, probabilities, prediction} */
+  predictUpload: async (model, file) => {
+    const form = new FormData();
+    form.append("model", model);
+    form.append("file", file);
+    const res = await fetch("/api/predict", { method: "POST", body: form, headers: { Accept: "application/json" } });
+    const data = await res.json().catch(() => null);
+    if (!res.ok) {
+      const d = data && data.detail;
+      throw new Error(Array.isArray(d) ? d.map((e) => e.msg).join("; ") : String(d || res.statusText));
+    }
+    return data;
+  },
 };
+
+// ------------------------------------------------------------------ lean traces
+// The page asks /api/trace only for what it draws: no parameters it already has (the model's come
+// once from GET /api/models/{name}, cached), nothing twice ("dedupe"), exact float64 as base64.
+// `completeTrace` rebuilds today's self-contained trace object from that, so the views see
+// layers[i].forward.{a_prev, z, a}, layers[i].backward.{…} and layers[i].params as before.
+
+/** The selection the page sends with every trace and learning step. */
+export const LEAN = Object.freeze({ include: ["forward", "backward", "argmax"], dedupe: true, encoding: "base64" });
+
+function bytesOf(b64) {
+  if (typeof Uint8Array.fromBase64 === "function") return Uint8Array.fromBase64(b64);
+  const bin = atob(b64);
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}
+
+/** A flat typed array as nested plain arrays of `shape` (numbers, as JSON would give). */
+export function nest(values, shape) {
+  if (shape.length === 0) return values[0];
+  if (shape.length === 1) return Array.from(values);
+  const step = values.length / shape[0];
+  const out = new Array(shape[0]);
+  for (let i = 0; i < shape[0]; i++) out[i] = nest(values.subarray(i * step, (i + 1) * step), shape.slice(1));
+  return out;
+}
+
+function isEncoded(v) {
+  return v !== null && typeof v === "object" && !Array.isArray(v) && typeof v.data === "string" && Array.isArray(v.shape) && typeof v.dtype === "string";
+}
+
+/** {dtype, shape, data} -> nested arrays (float64 exactly; int64 argmax as numbers). */
+export function decodeArray(enc) {
+  const bytes = bytesOf(enc.data);
+  const buf = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
+  let flatValues;
+  if (enc.dtype === "int64") {
+    const big = new BigInt64Array(buf);
+    flatValues = Float64Array.from(big, (b) => Number(b));
+  } else flatValues = new Float64Array(buf);
+  return nest(flatValues, enc.shape);
+}
+
+/** Every encoded array inside `x` decoded (a new object; `x` is left as it is). */
+export function decodeAll(x) {
+  if (isEncoded(x)) return decodeArray(x);
+  if (Array.isArray(x)) return x.map(decodeAll);
+  if (x !== null && typeof x === "object") {
+    const out = {};
+    for (const [k, v] of Object.entries(x)) out[k] = decodeAll(v);
+    return out;
+  }
+  return x;
+}
+
+function reshapeLike(value, shape) {
+  // the request's [H][W] input for a one-channel network is layer 0's [1][H][W] a_prev
+  let v = value;
+  let depth = 0;
+  for (let x = v; Array.isArray(x); x = x[0]) depth++;
+  while (depth < shape.length) {
+    v = [v];
+    depth++;
+  }
+  return v;
+}
+
+/**
+ * Today's complete trace object from a lean answer: omitted tensors filled in from where the
+ * answer says they are ("layers[i-1].forward.a", "input"), parameters from `params` (the ones
+ * the request used) when the answer has none. `input` is the request's input.
+ */
+export function completeTrace(lean, input, params) {
+  const tr = decodeAll(lean);
+  tr.layers.forEach((l, i) => {
+    l.forward = l.forward || {};
+    l.backward = l.backward || {};
+    for (const [key, ref] of Object.entries(l.omitted || {})) {
+      const part = ["a_prev", "z", "a"].includes(key) ? "forward" : "backward";
+      let v;
+      if (ref === "input") v = reshapeLike(input, l.input_shape);
+      else {
+        const m = /^layers\[(\d+)\]\.(forward|backward)\.(\w+)$/.exec(ref);
+        v = m ? tr.layers[Number(m[1])][m[2]][m[3]] : undefined;
+      }
+      l[part][key] = v;
+    }
+    if (!l.params) l.params = (params && params[i]) || {};
+  });
+  return tr;
+}
+
+/**
+ * Exact float64 base64 of nested arrays (what /api/trace and /api/learn accept for params):
+ * {dtype: "float64", shape, data}.
+ */
+export function encodeArray(nested) {
+  const shape = [];
+  for (let x = nested; Array.isArray(x); x = x[0]) shape.push(x.length);
+  const values = Float64Array.from(Array.isArray(nested) ? nested.flat(Infinity) : [nested]);
+  const bytes = new Uint8Array(values.buffer);
+  let bin = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) bin += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
+  return { dtype: "float64", shape, data: btoa(bin) };
+}
+
+const modelParams = new Map();
+
+/** A bundled model's parameters, nested (downloaded once per page; the HTTP cache keeps them). */
+export function paramsOf(name) {
+  if (!modelParams.has(name)) {
+    const p = api.modelB64(name).then((m) => decodeAll(m.params));
+    p.catch(() => modelParams.delete(name));
+    modelParams.set(name, p);
+  }
+  return modelParams.get(name);
+}

@@ -2,7 +2,7 @@
 // and the in-place editor of a worked example's values. The step's new parameters become the
 // state's parameters, so every later trace uses them.
 
-import { api } from "./api.js";
+import { LEAN, api, completeTrace, decodeAll } from "./api.js";
 import { CONFIG } from "./config.js";
 import { t } from "./i18n.js";
 import { copyValues, hasParams, showScenarioNote, suggestRate, traceBody } from "./session.js";
@@ -12,6 +12,7 @@ import { Editor, setAt } from "./views/editor.js";
 import { LearnPanel, subtract } from "./views/learn.js";
 
 let runTrace = async () => {};
+let showTrace = () => {};
 let status = () => {};
 let stepping = false;
 let editor = null;
@@ -71,7 +72,11 @@ export async function loadScenario(id, edits) {
   set({ base, values, input: null });
 }
 
-/** One SGD step with the chosen learning rate, then the trace with the new parameters. */
+/**
+ * One SGD step with the chosen learning rate: ONE request (POST /api/learn) answers the loss
+ * before and after, the new parameters (exact base64, sent back as is by the next request) and
+ * the trace with them, which the views then show.
+ */
 export async function applyStep() {
   const s = get();
   const body = traceBody(s);
@@ -79,14 +84,16 @@ export async function applyStep() {
   stepping = true;
   learningChanged();
   try {
-    const r = await api.trace({ ...body, learning_rate: s.lr });
-    const learned = { trace: r, updated: r.updated_params, lossAfter: r.loss_after, lr: s.lr,
-      steps: (s.learned ? s.learned.steps : 0) + 1, outputAfter: null };
-    if (s.source.kind === "scenario") set({ values: { ...s.values, params: r.updated_params }, learned });
-    else set({ params: r.updated_params, spec: r.network, learned });
-    await runTrace();
-    const now = get();
-    if (now.learned === learned && now.trace) set({ learned: { ...learned, outputAfter: now.trace.output } });
+    const r = await api.learn({ ...body, learning_rate: s.lr, ...LEAN, include: [...LEAN.include, "updated_params"] });
+    const updated = decodeAll(r.updated_params);
+    const trace = completeTrace(r.trace, body.input, updated);
+    // the trace the page shows is the one before the step (same input, target and parameters)
+    const before = { ...s.trace, loss: r.loss_before, output: decodeAll(r.output_before) };
+    const learned = { trace: before, updated, lossAfter: r.loss_after, lr: s.lr,
+      steps: (s.learned ? s.learned.steps : 0) + 1, outputAfter: trace.output };
+    if (s.source.kind === "scenario") set({ values: { ...s.values, params: updated }, learned });
+    else set({ params: updated, paramsWire: { of: updated, params: r.updated_params }, spec: trace.network, learned });
+    showTrace(trace);
   } catch (err) {
     status(t("status.error", { msg: err.message }));
   } finally {
@@ -102,13 +109,13 @@ function resetParams() {
     if (!s.base) return;
     set({ values: { ...s.values, params: copyValues(s.base).params }, learned: null });
   } else {
-    set({ params: null, spec: null, learned: null });
+    set({ params: null, paramsWire: null, spec: null, learned: null });
   }
   runTrace();
 }
 
 export function initLearning(hooks) {
-  ({ runTrace, status } = hooks);
+  ({ runTrace, showTrace, status } = hooks);
   panel = new LearnPanel({
     onApply: applyStep,
     onReset: resetParams,

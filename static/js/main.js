@@ -2,8 +2,9 @@
 
 import { api } from "./api.js";
 import { CONFIG } from "./config.js";
+import { fmt } from "./format.js";
 import { applyI18n, initialLang, onLangChange, setLang, t } from "./i18n.js";
-import { currentTarget, fillSources, fillTargets, showScenarioNote, traceBody } from "./session.js";
+import { currentTarget, fetchTrace, fillSources, fillTargets, showScenarioNote, traceBody } from "./session.js";
 import { get, set, subscribe } from "./state.js";
 import { buildSteps } from "./steps.js";
 import { initLearning, learningChanged, loadScenario, refreshLearning, applyStep } from "./learning.js";
@@ -13,6 +14,8 @@ import { Overview } from "./views/overview.js";
 import { Pad, paintSeen } from "./views/pad.js";
 import { Probabilities } from "./views/probabilities.js";
 import { Stepper } from "./views/stepper.js";
+import { initSamples } from "./views/samples.js";
+import { updateConfident } from "./views/confident.js";
 import { enterOnnx, initOnnx, isOnnx } from "./onnx.js";
 
 const $ = (id) => document.getElementById(id);
@@ -24,6 +27,24 @@ let playTimer = 0;
 
 function status(text) {
   $("status").textContent = text;
+}
+
+/** A short notice at the top of the main column (e.g. parts of a link that were dropped). */
+function notice(text) {
+  const el = $("notice");
+  el.textContent = text;
+  el.hidden = !text;
+}
+
+/** Trace an exact network input (a sample digit, an uploaded picture): shown on the pad too. */
+async function useInput(input) {
+  if (get().source.kind !== "model") return;
+  pad.setBackground(input);
+  set({ input, learned: null, target: null, prediction: null });
+  await runTrace();
+  // The loss target defaults to the predicted class, known only now: trace again if it differs.
+  const s = get();
+  if (s.trace && s.target === null && s.prediction !== null && s.trace.target[s.prediction] !== 1) await runTrace();
 }
 
 const probs = new Probabilities($("probs"), { onPick: (k) => set({ target: k }) });
@@ -84,29 +105,34 @@ async function runTrace() {
   document.body.dataset.tracing = "true";
   set({ busy: true });
   try {
-    const trace = await api.trace(body);
+    const trace = await fetchTrace(get(), body);
     if (seq !== traceSeq) return;
-    trace.__key = JSON.stringify(trace.network.layers.map((l) => [l.type, l.output_shape]));
-    const s = get();
-    const steps = buildSteps(trace);
-    let keep = s.trace && s.trace.__key === trace.__key ? Math.min(s.step, steps.length - 1) : 0;
-    if (s.pendingStep !== null) keep = Math.max(0, Math.min(steps.length - 1, s.pendingStep));
-    const patch = { trace, steps, step: keep, busy: false, error: "", pendingStep: null };
-    if (trace.prediction !== undefined && (s.source.kind === "model" || isOnnx(s))) {
-      Object.assign(patch, { probabilities: trace.output, prediction: trace.prediction });
-    }
-    set(patch);
-    if (patch.probabilities) probs.update(trace.output, trace.prediction, currentTarget(get()));
-    fillTargets(get());
-    showStep();
-    status("");
-    document.body.dataset.traces = String(seq);
-    document.body.dataset.tracing = "false";
+    showTrace(trace, seq);
   } catch (err) {
     set({ busy: false });
     status(t("status.error", { msg: err.message }));
     if (seq === traceSeq) document.body.dataset.tracing = "false";
   }
+}
+
+/** Show a complete trace object (from runTrace, or from a learning step's one answer). */
+function showTrace(trace, seq = ++traceSeq) {
+  trace.__key = JSON.stringify(trace.network.layers.map((l) => [l.type, l.output_shape]));
+  const s = get();
+  const steps = buildSteps(trace);
+  let keep = s.trace && s.trace.__key === trace.__key ? Math.min(s.step, steps.length - 1) : 0;
+  if (s.pendingStep !== null) keep = Math.max(0, Math.min(steps.length - 1, s.pendingStep));
+  const patch = { trace, steps, step: keep, busy: false, error: "", pendingStep: null };
+  if (trace.prediction !== undefined && (s.source.kind === "model" || isOnnx(s))) {
+    Object.assign(patch, { probabilities: trace.output, prediction: trace.prediction });
+  }
+  set(patch);
+  if (patch.probabilities) probs.update(trace.output, trace.prediction, currentTarget(get()));
+  fillTargets(get());
+  showStep();
+  status("");
+  document.body.dataset.traces = String(seq);
+  document.body.dataset.tracing = "false";
 }
 
 // ------------------------------------------------------------------ stepping
@@ -149,9 +175,10 @@ function showStep() {
   stepper.render(trace, steps, step, playing);
   overview.render(trace, steps[step]);
   detail.show(trace, steps[step], step);
+  updateConfident(trace, steps, step, (k) => set({ target: k }));
   $("overview-mode").textContent = steps[step].grad ? t("overview.modeGrad") : t("overview.modeAct");
   const loss = trace.loss;
-  $("loss-line").textContent = t("target.loss", { C: loss.toPrecision(4) });
+  $("loss-line").textContent = t("target.loss", { C: fmt(loss, 6) });
   $("loss-line").title = String(loss);
   $("loss-line").dataset.value = String(loss);
 }
@@ -246,13 +273,14 @@ async function selectSource(kind, id, restore = {}) {
 
 async function start() {
   const url = restoreFromUrl();
-  initLearning({ runTrace, status });
+  initLearning({ runTrace, showTrace, status });
   setLang(url.lang || initialLang());
   applyI18n();
   subscribe(["input"], (s) => s.input && paintSeen($("seen"), s.input));
   probs.update(null, null, null);
   fillTargets(get());
   initShare({ status });
+  initSamples({ onInput: useInput, model: () => (get().source.kind === "model" && get().source.id) || CONFIG.defaultModel, status });
   initOnnx({ selectSource, runTrace, status, pad });
   try {
     const [models, scenarios] = await Promise.all([api.models(), api.scenarios().catch(() => [])]);
@@ -263,7 +291,11 @@ async function start() {
     const source = url.resolve(list, scs) || (first ? { kind: "model", id: first.name } : { kind: "scenario", id: scs[0]?.id });
     set({ source });
     fillSources(get());
-    await selectSource(source.kind, source.id, url.restore(list));
+    const restore = await url.restore(list);
+    if (url.problems.length) notice(t("link.ignored", { parts: url.problems.join(", ") }));
+    await selectSource(source.kind, source.id, restore);
+    // A link whose values the API refuses still ends with a trace: the source's own values.
+    if (!get().trace && (restore.edits || restore.input)) await selectSource(source.kind, source.id, {});
   } catch (err) {
     status(t("status.error", { msg: err.message }));
   }

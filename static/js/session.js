@@ -1,6 +1,7 @@
 // What goes to /api/trace for the current state, the source pickers of the side column, and the
 // learning-rate suggestion. Pure functions of the state (plus the DOM of the pickers).
 
+import { LEAN, api, completeTrace, decodeAll, paramsOf } from "./api.js";
 import { pick, t } from "./i18n.js";
 import { flat } from "./math/tensor.js";
 import { onnxTraceBody } from "./onnx.js";
@@ -26,7 +27,35 @@ export function traceBody(s) {
   }
   if (!s.input) return null;
   const common = { input: s.input, target: currentTarget(s) };
-  return s.params ? { network: s.spec, params: s.params, ...common } : { model: s.source.id, ...common };
+  // learned weights travel as the exact base64 the last step's answer gave (gzipped on the way up)
+  return s.params ? { network: s.spec, params: wireParams(s), ...common } : { model: s.source.id, ...common };
+}
+
+/**
+ * The trace for `body` (from traceBody), as the views expect it: asks only for what the page
+ * draws (api.js LEAN: no parameters, nothing twice) and rebuilds the rest from what the page has
+ * (the input it sent, the parameters it sent or the model's, downloaded once).
+ */
+export async function fetchTrace(s, body, signal) {
+  const own = body.model === undefined && body.params === undefined; // a network seeded on the server
+  const include = own ? [...LEAN.include, "params"] : LEAN.include;
+  const [lean, params] = await Promise.all([
+    api.trace({ ...body, ...LEAN, include }, signal),
+    body.model !== undefined ? paramsOf(body.model) : null,
+  ]);
+  return completeTrace(lean, body.input, params || paramsSent(s, body));
+}
+
+/** The state's learned parameters as sent: their exact base64 when the state holds it. */
+function wireParams(s) {
+  return s.paramsWire && s.paramsWire.of === s.params ? s.paramsWire.params : s.params;
+}
+
+/** The nested parameters a request body carries (the state's, when it sent their base64). */
+export function paramsSent(s, body) {
+  if (!body.params) return null;
+  if (s.paramsWire && body.params === s.paramsWire.params) return s.paramsWire.of;
+  return decodeAll(body.params);
 }
 
 /** A deep copy of a scenario's {input, params, target}. */

@@ -8,6 +8,7 @@ const state = {
   values: null,          // a scenario's current {input, params, target}: edited or learned
   input: null,           // the digit model's input (the 28×28 the server made of the drawing)
   params: null,          // the digit model's parameters after learning steps (null: the bundled ones)
+  paramsWire: null,      // {of: params, params: their exact base64 as /api/learn answered}: sent back as is
   spec: null,            // the network spec sent with `params`
   lr: null,              // the learning rate of "Apply one step"
   lrUser: false,         // the user (or the link) chose lr

@@ -3,6 +3,8 @@ remembered across reloads, and a shared link reopening the same view."""
 
 from __future__ import annotations
 
+import gzip
+import json
 import math
 import time
 
@@ -44,9 +46,7 @@ def edit_cell(page, path: str, value: str) -> None:
 
 def apply_step(page, k: int, key: bool = False):
     """Apply the k-th learning step (button or key `a`); returns the /api/trace body it sent."""
-    with page.expect_request(
-        lambda r: r.url.endswith("/api/trace") and "learning_rate" in (r.post_data or "")
-    ) as req:
+    with page.expect_request(lambda r: r.url.endswith("/api/learn")) as req:
         if key:
             page.locator("body").focus()
             page.keyboard.press("a")
@@ -56,7 +56,15 @@ def apply_step(page, k: int, key: bool = False):
         f"() => document.querySelector('#learn-card').dataset.steps === '{k}'"
         " && !document.querySelector('#learn-apply').disabled"
     )
-    return req.value.post_data_json
+    return post_json(req.value)
+
+
+def post_json(request) -> dict:
+    """A request's JSON body (the page gzips large ones: Content-Encoding: gzip)."""
+    raw = request.post_data_buffer
+    if request.headers.get("content-encoding") == "gzip":
+        raw = gzip.decompress(raw)
+    return json.loads(raw)
 
 
 def shown_loss(page) -> tuple[float, float]:

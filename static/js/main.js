@@ -14,6 +14,7 @@ import { Overview } from "./views/overview.js";
 import { Pad, paintSeen } from "./views/pad.js";
 import { Probabilities } from "./views/probabilities.js";
 import { Stepper } from "./views/stepper.js";
+import { initTrain } from "./train/index.js";
 import { initSamples } from "./views/samples.js";
 import { updateConfident } from "./views/confident.js";
 import { enterOnnx, initOnnx, isOnnx } from "./onnx.js";
@@ -300,5 +301,17 @@ async function start() {
     status(t("status.error", { msg: err.message }));
   }
 }
+
+// Train mode (static/js/train): its view, and a trace answer from a training run shown here.
+function showTrainTrace(trace, input) {
+  trace.__key = JSON.stringify(trace.network.layers.map((l) => [l.type, l.output_shape]));
+  const patch = { trace, steps: buildSteps(trace), step: 0, playing: false, learned: null };
+  if (Array.isArray(input) && input.length === 28) patch.input = input;
+  if (trace.prediction !== undefined) Object.assign(patch, { probabilities: trace.output, prediction: trace.prediction });
+  set(patch);
+  if (patch.probabilities) probs.update(trace.output, trace.prediction, currentTarget(get()));
+  showStep();
+}
+initTrain({ showTrace: showTrainTrace, status });
 
 start();

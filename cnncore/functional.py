@@ -245,16 +245,27 @@ def avgpool2d_backward(dout: np.ndarray, cache: AvgPoolCache) -> np.ndarray:
 # --------------------------------------------------------------------------- dense
 
 
-def dense_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+@dataclass
+class DenseCache:
+    x: np.ndarray  # (N, in_features)
+    w: np.ndarray  # (units, in_features)
+
+
+def dense_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, DenseCache]:
     """z = x @ w.T + b.
 
     Shapes: x (N, in_features), w (units, in_features), b (units,) -> z (N, units).
     """
-    return x @ w.T + b, x
+    return x @ w.T + b, DenseCache(x, w)
 
 
 def dense_backward(
-    dz: np.ndarray, x: np.ndarray, w: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Shapes: dz (N, units) -> dx (N, in_features), dw (units, in_features), db (units,)."""
-    return dz @ w, dz.T @ x, dz.sum(axis=0)
+    dz: np.ndarray, cache: DenseCache, need_dx: bool = True
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    """Gradients of `dense_forward`.
+
+    Shapes: dz (N, units) -> dx (N, in_features), dw (units, in_features), db (units,).
+    dx = dz @ w, dw = dz.T @ x, db = sum of dz over the batch. `need_dx=False` skips dx.
+    """
+    dx = dz @ cache.w if need_dx else None
+    return dx, dz.T @ cache.x, dz.sum(axis=0)

@@ -34,6 +34,15 @@ class Record:
     def grads(self) -> dict[str, np.ndarray]:
         return {} if self.dC_dw is None else {"w": self.dC_dw, "b": self.dC_db}
 
+    def walk(self):
+        """This record and every nested one (a block's inner layers): what a trace returns."""
+        yield self
+
+
+def one(x: np.ndarray | None) -> np.ndarray | None:
+    """A batch-of-one tensor without its batch axis (None stays None)."""
+    return None if x is None else np.ascontiguousarray(x[0])
+
 
 class Layer:
     type = ""
@@ -71,6 +80,45 @@ class Layer:
         rec.dC_dw, rec.dC_db = grads.get("w"), grads.get("b")
         return rec.dC_da_prev
 
+    def init(self, rng: np.random.Generator) -> None:
+        """Seeded initialisation: He normal for relu, Xavier (Glorot) normal otherwise; biases
+        start at zero. Layers without parameters keep none."""
+        if "w" not in self.params:
+            return
+        w = self.params["w"]
+        fan_in = int(np.prod(w.shape[1:]))
+        fan_out = w.shape[0] * int(np.prod(w.shape[2:]))
+        fan = fan_in / 2 if self.activation == "relu" else (fan_in + fan_out) / 2
+        std = np.sqrt(1.0 / fan)
+        self.params["w"] = rng.normal(0.0, std, size=w.shape)
+        self.params["b"] = np.zeros_like(self.params["b"])
+
+    def trace_entry(self, rec: Record, index: int, path: tuple = ()) -> dict[str, Any]:
+        """This layer's part of the public trace (one sample: the batch axis dropped).
+
+        `path` is empty for a top-level layer; a block's inner entries carry theirs, e.g.
+        (2, "layers", 0) or (3, "branches", 1, 0), so a client can name them.
+        """
+        spec = self.spec
+        d: dict[str, Any] = {"index": index}
+        if path:
+            d["path"] = list(path)
+        d.update(
+            type=spec["type"],
+            input_shape=spec["input_shape"],
+            output_shape=spec["output_shape"],
+            params={k: np.ascontiguousarray(v) for k, v in self.params.items()},
+            forward={"a_prev": one(rec.a_prev), "z": one(rec.z), "a": one(rec.a)},
+            backward={
+                "dC_da": one(rec.dC_da),
+                "dC_dz": one(rec.dC_dz),
+                "dC_db": rec.dC_db,
+                "dC_dw": rec.dC_dw,
+                "dC_da_prev": one(rec.dC_da_prev),
+            },
+        )
+        return d
+
 
 class Conv2d(Layer):
     type = "conv2d"
@@ -106,6 +154,11 @@ class MaxPool2d(Layer):
 
     def op_backward(self, dz, cache, need_dx=True):
         return F.maxpool2d_backward(dz, cache), {}
+
+    def trace_entry(self, rec: Record, index: int, path: tuple = ()) -> dict[str, Any]:
+        d = super().trace_entry(rec, index, path)
+        d["argmax"] = np.ascontiguousarray(F.maxpool2d_argmax_rc(rec.cache)[0])
+        return d
 
 
 class AvgPool2d(Layer):
@@ -146,26 +199,21 @@ class Dense(Layer):
     def op_forward(self, x):
         return F.dense_forward(x, self.params["w"], self.params["b"])
 
-    def op_backward(self, dz, x, need_dx=True):
-        dx, dw, db = F.dense_backward(dz, x, self.params["w"])
-        return (dx if need_dx else None), {"w": dw, "b": db}
+    def op_backward(self, dz, cache, need_dx=True):
+        dx, dw, db = F.dense_backward(dz, cache, need_dx)
+        return dx, {"w": dw, "b": db}
 
 
 LAYER_CLASSES = {cls.type: cls for cls in (Conv2d, MaxPool2d, AvgPool2d, Flatten, Dense)}
 
 
 def build_layer(spec: dict) -> Layer:
-    return LAYER_CLASSES[spec["type"]](spec)
+    """The layer (or block) of a normalized spec, by its registered type."""
+    from .registry import build_layer as build
+
+    return build(spec)
 
 
 def init_params(layer: Layer, rng: np.random.Generator) -> None:
-    """He normal for relu, Xavier (Glorot) normal otherwise; biases start at zero."""
-    if "w" not in layer.params:
-        return
-    w = layer.params["w"]
-    fan_in = int(np.prod(w.shape[1:]))
-    fan_out = w.shape[0] * int(np.prod(w.shape[2:]))
-    fan = fan_in / 2 if layer.activation == "relu" else (fan_in + fan_out) / 2
-    std = np.sqrt(1.0 / fan)
-    layer.params["w"] = rng.normal(0.0, std, size=w.shape)
-    layer.params["b"] = np.zeros_like(layer.params["b"])
+    """Seeded initialisation of a layer (a block initialises its inner layers in order)."""
+    layer.init(rng)

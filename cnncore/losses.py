@@ -2,8 +2,10 @@
 
 mse:            C = 1/2 * sum (a - y)^2          dC/da = a - y
 cross_entropy:  C = -sum y * log(a)              dC/da = -y / a
-With softmax before cross_entropy, dC/dz simplifies to a - y; the network uses that form
-because it stays exact when a is tiny.
+With softmax before cross_entropy, C is computed from the logits as log-softmax,
+C = -sum y * (z - max z - log sum exp(z - max z)), which stays finite for any logit gap (as
+PyTorch's F.cross_entropy), and dC/dz simplifies to a - y; the network uses that form because
+it stays exact when a is tiny. dC/da = -y/a itself is ±inf where a underflowed to 0.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ def loss_value(name: str, a: np.ndarray, y: np.ndarray, z: np.ndarray | None = N
             log_a = z - m - np.log(np.exp(z - m).sum(axis=axes, keepdims=True))
         else:
             log_a = np.log(a)
-        return float(-np.sum(np.where(y != 0, y * log_a, 0.0)) / n)
+        # + 0.0: a loss that rounds to zero is 0.0, never -0.0
+        return float(-np.sum(np.where(y != 0, y * log_a, 0.0)) / n + 0.0)
     raise ValueError(f"unknown loss {name!r}")
 
 
@@ -35,6 +38,9 @@ def loss_grad(name: str, a: np.ndarray, y: np.ndarray) -> np.ndarray:
     if name == "mse":
         return (a - y) / n
     if name == "cross_entropy":
-        with np.errstate(divide="ignore", invalid="ignore"):
+        # -y/a is ±inf where a softmax output underflowed to 0 (or is so small that 1/a
+        # overflows): that is its true float64 value, returned as it is and without a warning.
+        # After softmax the network never uses it: dC/dz = a - y is exact and finite.
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             return np.where(y != 0, -y / a, 0.0) / n
     raise ValueError(f"unknown loss {name!r}")

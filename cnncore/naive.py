@@ -260,6 +260,238 @@ def _encode_target(norm: dict, target: Any) -> np.ndarray:
     return t.astype(np.float64).reshape(out_shape)
 
 
+# --------------------------------------------------------------------------- layer types
+# One entry per registered layer type (cnncore.registry; a test checks that none is missing).
+# Layers: forward(spec, p, a) -> (z, extras), backward(spec, p, rec, dz) -> (dx, dw, db).
+# Blocks: forward(spec, p, a) -> record, backward(spec, p, rec, dC_da) -> dx.
+
+
+def _conv_f(spec, p, a):
+    return conv2d_forward(a, p["w"], p["b"], spec["stride"], spec["padding"]), {}
+
+
+def _conv_b(spec, p, rec, dz):
+    return conv2d_backward(dz, rec["a_prev"], p["w"], spec["stride"], spec["padding"])
+
+
+def _max_f(spec, p, a):
+    z, arg = maxpool2d_forward(a, spec["kernel_size"], spec["stride"], spec["padding"])
+    return z, {"argmax": arg}
+
+
+def _max_b(spec, p, rec, dz):
+    args = spec["kernel_size"], spec["stride"], spec["padding"]
+    return maxpool2d_backward(dz, rec["a_prev"], *args), None, None
+
+
+def _avg_f(spec, p, a):
+    return avgpool2d_forward(a, spec["kernel_size"], spec["stride"], spec["padding"]), {}
+
+
+def _avg_b(spec, p, rec, dz):
+    args = spec["kernel_size"], spec["stride"], spec["padding"]
+    return avgpool2d_backward(dz, rec["a_prev"].shape, *args), None, None
+
+
+def _flat_f(spec, p, a):
+    return a.reshape(a.shape[0], -1).copy(), {}
+
+
+def _flat_b(spec, p, rec, dz):
+    return dz.reshape(rec["a_prev"].shape).copy(), None, None
+
+
+def _dense_f(spec, p, a):
+    return dense_forward(a, p["w"], p["b"]), {}
+
+
+def _dense_b(spec, p, rec, dz):
+    return dense_backward(dz, rec["a_prev"], p["w"])
+
+
+def _sub(p: dict, prefix: str) -> dict:
+    """An inner layer's parameters out of a block's flat dotted dict."""
+    pre = prefix + "."
+    return {k[len(pre) :]: v for k, v in p.items() if k.startswith(pre)}
+
+
+def _add(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """x + y element by element, written out."""
+    out = np.zeros_like(x)
+    flat_x, flat_y, flat_o = x.reshape(-1), y.reshape(-1), out.reshape(-1)
+    for k in range(flat_o.size):
+        flat_o[k] = flat_x[k] + flat_y[k]
+    return out
+
+
+def _residual_f(spec, p, a):
+    """a = g(F(x) + skip(x)), skip(x) = x or the projection conv."""
+    f, inner = _chain_forward(spec["layers"], p, "layers", a)
+    proj = None
+    skip = a
+    if spec["projection"] is not None:
+        proj = _layer_forward(spec["projection"], _sub(p, "projection"), a)
+        skip = proj["a"]
+    z = _add(f, skip)
+    out = activations.activate(spec["activation"], z)
+    return {
+        "a_prev": a,
+        "f": f,
+        "skip": skip,
+        "z": z,
+        "a": out,
+        "layers": inner,
+        "projection": proj,
+    }
+
+
+def _residual_b(spec, p, rec, dC_da):
+    """The add sends dC/dz to F and to the skip; their gradients at x add up."""
+    rec["dC_da"] = dC_da
+    dz = _activation_backward(spec["activation"], dC_da[0], rec["z"][0], rec["a"][0])[None]
+    rec["dC_dz"] = dz
+    path = _chain_backward(spec["layers"], p, "layers", rec["layers"], dz)
+    if spec["projection"] is not None:
+        skip = _layer_backward(spec["projection"], _sub(p, "projection"), rec["projection"], dz)
+    else:
+        skip = dz
+    rec.update(dC_da_prev_path=path, dC_da_prev_skip=skip, dC_da_prev=_add(path, skip))
+    rec.update(dC_dw=None, dC_db=None)
+    return rec["dC_da_prev"]
+
+
+def _concat_f(spec, p, a):
+    outs, branches = [], []
+    for b, chain in enumerate(spec["branches"]):
+        out, recs = _chain_forward(chain, p, f"branches.{b}", a)
+        outs.append(out)
+        branches.append(recs)
+    n, c_total = a.shape[0], sum(o.shape[1] for o in outs)
+    z = np.zeros((n, c_total, *outs[0].shape[2:]), dtype=a.dtype)
+    c = 0
+    for o in outs:  # channel by channel
+        for k in range(o.shape[1]):
+            z[:, c] = o[:, k]
+            c += 1
+    return {"a_prev": a, "z": z, "a": z, "branches": branches}
+
+
+def _concat_b(spec, p, rec, dC_da):
+    rec["dC_da"] = rec["dC_dz"] = dC_da
+    total = np.zeros_like(rec["a_prev"])
+    slices, dxs = [], []
+    c = 0
+    for b, chain in enumerate(spec["branches"]):
+        width = chain[-1]["output_shape"][0]
+        g = np.zeros((dC_da.shape[0], width, *dC_da.shape[2:]), dtype=dC_da.dtype)
+        for k in range(width):
+            g[:, k] = dC_da[:, c + k]
+        c += width
+        dx = _chain_backward(chain, p, f"branches.{b}", rec["branches"][b], g)
+        total = _add(total, dx)
+        slices.append(g)
+        dxs.append(dx)
+    rec.update(split_dC_da=slices, split_dC_da_prev=dxs, dC_da_prev=total, dC_dw=None, dC_db=None)
+    return total
+
+
+OPS = {
+    "conv2d": (_conv_f, _conv_b),
+    "maxpool2d": (_max_f, _max_b),
+    "avgpool2d": (_avg_f, _avg_b),
+    "flatten": (_flat_f, _flat_b),
+    "dense": (_dense_f, _dense_b),
+    "residual": (_residual_f, _residual_b),
+    "concat": (_concat_f, _concat_b),
+}
+BLOCKS = ("residual", "concat")
+
+
+def _layer_forward(spec: dict, p: dict, a: np.ndarray) -> dict:
+    fwd, _ = OPS[spec["type"]]
+    if spec["type"] in BLOCKS:
+        return fwd(spec, p, a)
+    z, extras = fwd(spec, p, a)
+    return {
+        "a_prev": a,
+        "z": z,
+        "a": activations.activate(spec.get("activation", "identity"), z),
+        **extras,
+    }
+
+
+def _layer_backward(spec: dict, p: dict, rec: dict, dC_da: np.ndarray, dC_dz=None) -> np.ndarray:
+    _, bwd = OPS[spec["type"]]
+    if spec["type"] in BLOCKS:
+        return bwd(spec, p, rec, dC_da)
+    rec["dC_da"] = dC_da
+    if dC_dz is None:
+        act = spec.get("activation", "identity")
+        dC_dz = _activation_backward(act, dC_da[0], rec["z"][0], rec["a"][0])[None]
+    rec["dC_dz"] = dC_dz
+    dx, dw, db = bwd(spec, p, rec, dC_dz)
+    rec.update(dC_dw=dw, dC_db=db, dC_da_prev=dx)
+    return dx
+
+
+def _chain_forward(specs, p, prefix, a):
+    recs = []
+    for i, spec in enumerate(specs):
+        rec = _layer_forward(spec, _sub(p, f"{prefix}.{i}"), a)
+        recs.append(rec)
+        a = rec["a"]
+    return a, recs
+
+
+def _chain_backward(specs, p, prefix, recs, g):
+    for i in reversed(range(len(specs))):
+        g = _layer_backward(specs[i], _sub(p, f"{prefix}.{i}"), recs[i], g)
+    return g
+
+
+# --------------------------------------------------------------------------- whole network
+
+_TENSORS = (
+    "a_prev", "f", "skip", "z", "a", "dC_da", "dC_dz",
+    "dC_da_prev_path", "dC_da_prev_skip", "dC_da_prev", "argmax",
+)  # fmt: skip
+
+
+def _merge(per_sample: list[dict], single: bool) -> dict:
+    """One layer's records of every sample: tensors stacked, parameter gradients summed."""
+    first = per_sample[0]
+    d: dict[str, Any] = {}
+    for k in _TENSORS:
+        if k in first:
+            stacked = np.concatenate([r[k] for r in per_sample])
+            d[k] = stacked[0] if single else stacked
+    for k in ("dC_dw", "dC_db"):
+        vals = [r[k] for r in per_sample]
+        d[k] = None if vals[0] is None else sum(vals[1:], vals[0].copy())
+    for k in ("split_dC_da", "split_dC_da_prev"):
+        if k in first:
+            d[k] = [
+                np.concatenate([r[k][b] for r in per_sample])[0 if single else slice(None)]
+                for b in range(len(first[k]))
+            ]
+    if "layers" in first:
+        d["layers"] = [
+            _merge([r["layers"][i] for r in per_sample], single)
+            for i in range(len(first["layers"]))
+        ]
+        d["projection"] = (
+            None
+            if first["projection"] is None
+            else _merge([r["projection"] for r in per_sample], single)
+        )
+    if "branches" in first:
+        d["branches"] = [
+            [_merge([r["branches"][b][i] for r in per_sample], single) for i in range(len(chain))]
+            for b, chain in enumerate(first["branches"])
+        ]
+    return d
+
+
 def network_trace(spec: dict, params: list, x: np.ndarray, target: Any) -> dict:
     """Forward and backward of a whole network with the loops above, sample by sample.
 
@@ -269,9 +501,15 @@ def network_trace(spec: dict, params: list, x: np.ndarray, target: Any) -> dict:
 
     Returns {"loss", "output", "target", "layers": [per-layer dict]}, each layer dict with the
     engine trace's keys a_prev, z, a, dC_da, dC_dz, dC_dw, dC_db, dC_da_prev (+ argmax for
-    max-pool). For a single sample the tensors have no batch axis, as in the engine's trace.
+    max-pool). Blocks add their parts: residual f, skip, dC_da_prev_path, dC_da_prev_skip and
+    nested "layers" and "projection"; concat split_dC_da, split_dC_da_prev (per branch) and
+    nested "branches". Block parameters are the flat dotted dicts of `cnncore.blocks`.
+    For a single sample the tensors have no batch axis, as in the engine's trace.
     """
+    from .blocks import flatten_params
+
     norm = normalize_spec(spec)
+    params = [flatten_params(p or {}) for p in params]
     x = np.asarray(x, dtype=np.float64)
     single = x.ndim == 3
     xs = x[None] if single else x
@@ -286,82 +524,30 @@ def network_trace(spec: dict, params: list, x: np.ndarray, target: Any) -> dict:
         a = xs[s : s + 1]  # keep a batch axis of 1 for the ops
         recs: list[dict] = []
         for spec_l, p in zip(layers, params, strict=True):
-            t = spec_l["type"]
-            rec: dict[str, Any] = {"a_prev": a}
-            if t == "conv2d":
-                z = conv2d_forward(a, p["w"], p["b"], spec_l["stride"], spec_l["padding"])
-            elif t == "maxpool2d":
-                z, rec["argmax"] = maxpool2d_forward(
-                    a, spec_l["kernel_size"], spec_l["stride"], spec_l["padding"]
-                )
-            elif t == "avgpool2d":
-                z = avgpool2d_forward(a, spec_l["kernel_size"], spec_l["stride"], spec_l["padding"])
-            elif t == "flatten":
-                z = a.reshape(1, -1).copy()
-            else:
-                z = dense_forward(a, p["w"], p["b"])
-            act = spec_l.get("activation", "identity")
-            a = activations.activate(act, z)
-            rec.update(z=z, a=a)
+            rec = _layer_forward(spec_l, p, a)
             recs.append(rec)
+            a = rec["a"]
 
         y = _encode_target(norm, targets[s])[None]
         last = recs[-1]
         total_loss += losses.loss_value(norm["loss"], last["a"], y, last["z"])
-        dC_da = losses.loss_grad(norm["loss"], last["a"], y) / n_samples
+        with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+            dC_da = losses.loss_grad(norm["loss"], last["a"], y) / n_samples
         for li in reversed(range(len(layers))):
             spec_l, rec, p = layers[li], recs[li], params[li]
             act = spec_l.get("activation", "identity")
-            rec["dC_da"] = dC_da
+            dC_dz = None
             if li == len(layers) - 1 and act == "softmax" and norm["loss"] == "cross_entropy":
                 dC_dz = (rec["a"] - y) / n_samples  # the textbook simplification a - y
-            else:
-                dC_dz = _activation_backward(act, dC_da[0], rec["z"][0], rec["a"][0])[None]
-            rec["dC_dz"] = dC_dz
-            t = spec_l["type"]
-            dw = db = None
-            if t == "conv2d":
-                dx, dw, db = conv2d_backward(
-                    dC_dz, rec["a_prev"], p["w"], spec_l["stride"], spec_l["padding"]
-                )
-            elif t == "maxpool2d":
-                dx = maxpool2d_backward(
-                    dC_dz,
-                    rec["a_prev"],
-                    spec_l["kernel_size"],
-                    spec_l["stride"],
-                    spec_l["padding"],
-                )
-            elif t == "avgpool2d":
-                dx = avgpool2d_backward(
-                    dC_dz,
-                    rec["a_prev"].shape,
-                    spec_l["kernel_size"],
-                    spec_l["stride"],
-                    spec_l["padding"],
-                )
-            elif t == "flatten":
-                dx = dC_dz.reshape(rec["a_prev"].shape).copy()
-            else:
-                dx, dw, db = dense_backward(dC_dz, rec["a_prev"], p["w"])
-            rec.update(dC_dw=dw, dC_db=db, dC_da_prev=dx)
-            dC_da = dx
+            dC_da = _layer_backward(spec_l, p, rec, dC_da, dC_dz)
         per_sample.append(recs)
         outputs.append(recs[-1]["a"][0])
         ys.append(y[0])
 
-    keys = ("a_prev", "z", "a", "dC_da", "dC_dz", "dC_da_prev", "argmax")
     out_layers = []
     for li in range(len(layers)):
         d: dict[str, Any] = {"index": li, "type": layers[li]["type"]}
-        for k in keys:
-            if k not in per_sample[0][li]:
-                continue
-            stacked = np.concatenate([recs[li][k] for recs in per_sample])
-            d[k] = stacked[0] if single else stacked
-        for k in ("dC_dw", "dC_db"):
-            vals = [recs[li][k] for recs in per_sample]
-            d[k] = None if vals[0] is None else sum(vals[1:], vals[0].copy())
+        d.update(_merge([recs[li] for recs in per_sample], single))
         out_layers.append(d)
     output, y_all = np.stack(outputs), np.stack(ys)
     return {

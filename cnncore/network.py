@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from . import losses
-from .functional import maxpool2d_argmax_rc
+from .blocks import flatten_params
 from .layers import Layer, Record, build_layer, init_params
 from .spec import SpecError, normalize_spec
 
@@ -51,29 +51,12 @@ class Trace:
         return out
 
     def _layer_dict(self, i: int) -> dict[str, Any]:
-        rec, layer, spec = self.records[i], self.layers[i], self.network["layers"][i]
+        return self.layers[i].trace_entry(self.records[i], i)
 
-        def one(x):
-            return None if x is None else np.ascontiguousarray(x[0])
-
-        d: dict[str, Any] = {
-            "index": i,
-            "type": spec["type"],
-            "input_shape": spec["input_shape"],
-            "output_shape": spec["output_shape"],
-            "params": {k: np.ascontiguousarray(v) for k, v in layer.params.items()},
-            "forward": {"a_prev": one(rec.a_prev), "z": one(rec.z), "a": one(rec.a)},
-            "backward": {
-                "dC_da": one(rec.dC_da),
-                "dC_dz": one(rec.dC_dz),
-                "dC_db": rec.dC_db,
-                "dC_dw": rec.dC_dw,
-                "dC_da_prev": one(rec.dC_da_prev),
-            },
-        }
-        if "argmax" in rec.extra:
-            d["argmax"] = np.ascontiguousarray(rec.extra["argmax"][0])
-        return d
+    def walk_records(self):
+        """Every record the trace returns, blocks' inner layers included."""
+        for rec in self.records:
+            yield from rec.walk()
 
 
 class Network:
@@ -124,7 +107,7 @@ class Network:
             )
         new = []
         for i, (layer, p) in enumerate(zip(self.layers, params, strict=True)):
-            p = {} if p is None else p
+            p = {} if p is None else flatten_params(p)
             if not isinstance(p, dict) or set(p) != set(layer.params):
                 want = sorted(layer.params) or "nothing ({})"
                 raise SpecError(f"params[{i}] ({layer.type}): expected {want}", ("params", i))
@@ -248,9 +231,6 @@ class Network:
         a, records = net.forward(x)
         y = net.encode_target(target if np.ndim(target) else [target], 1)
         loss = net.backward(records, y)
-        for layer, rec in zip(net.layers, records, strict=True):
-            if layer.type == "maxpool2d":
-                rec.extra["argmax"] = maxpool2d_argmax_rc(rec.cache)
         return Trace(net.spec, loss, a[0], records, net.layers, y[0])
 
     def sgd_step(self, grads: list[dict], learning_rate: float) -> Network:

@@ -4,8 +4,12 @@ before anything is allocated, so an oversized request is refused in microseconds
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from cnncore import Network, SpecError, normalize_spec
+from cnncore.blocks import flatten_params
+from cnncore.registry import trace_values as layer_values
+from cnncore.registry import walk
 
 from ..errors import ApiError, Loc
 from ..schemas import TraceRequest
@@ -22,13 +26,29 @@ def spec_error(exc: SpecError, prefix: Loc) -> ApiError:
 
 
 def trace_values(spec: dict, learning_rate: bool) -> int:
-    """How many numbers a trace of this spec returns (what the response-size cap counts)."""
-    total = 2 * math.prod(spec["output_shape"])
-    for layer in spec["layers"]:
-        n_in, n_out = math.prod(layer["input_shape"]), math.prod(layer["output_shape"])
-        total += 2 * n_in + 4 * n_out + (3 if learning_rate else 2) * layer["param_count"]
-        if layer["type"] == "maxpool2d":
-            total += 2 * n_out
+    """How many numbers a trace of this spec returns (what the response-size cap counts):
+    every layer's entry, a block's nested entries included (`cnncore.registry`)."""
+    return 2 * math.prod(spec["output_shape"]) + layer_values(spec["layers"], learning_rate)
+
+
+def count_layers(raw: Any) -> int:
+    """Layers in a raw spec's layer list, blocks' nested layers included, without recursion
+    (counted before the spec is checked, so a huge or deep spec is refused cheaply)."""
+    total, stack = 0, [raw]
+    while stack:
+        item = stack.pop()
+        if not isinstance(item, list):
+            continue
+        for layer in item:
+            if not isinstance(layer, dict):
+                continue
+            total += 1
+            stack.append(layer.get("layers"))
+            branches = layer.get("branches")
+            if isinstance(branches, list):
+                stack.extend(branches)
+            if isinstance(layer.get("projection"), dict):
+                total += 1
     return total
 
 
@@ -43,12 +63,13 @@ def _check_caps(spec: dict, s: Settings, learning_rate: bool) -> None:
             f"{cap[0]} channels and {cap[1]}×{cap[2]} pixels",
             "cap",
         )
-    for i, layer in enumerate(spec["layers"]):
+    for path, layer in walk(spec["layers"]):
         c = layer.get("out_channels")
         if c is not None and c > s.max_channels:
+            where = " › ".join(str(p) for p in path[1:])
             raise ApiError(
-                (*loc, "layers", i, "out_channels"),
-                f"layer {i} (conv2d): out_channels {c} is over the cap of {s.max_channels}",
+                (*loc, *path, "out_channels"),
+                f"layer {where} (conv2d): out_channels {c} is over the cap of {s.max_channels}",
                 "cap",
             )
     madds = sum(layer["multiply_adds"] for layer in spec["layers"])
@@ -80,6 +101,7 @@ def _load_params(net: Network, given: list[dict], s: Settings) -> None:
     lim = s.max_abs_value
     params = []
     for i, (layer, p) in enumerate(zip(net.layers, given, strict=True)):
+        p = flatten_params(p)
         if set(p) != set(layer.params):
             want = sorted(layer.params) or "nothing: {}"
             raise ApiError(
@@ -101,10 +123,11 @@ def custom_network(req: TraceRequest, s: Settings) -> Network:
     raw = req.network
     layers = raw.get("layers") if isinstance(raw, dict) else None
     # before normalize_spec, which would build every layer's shapes
-    if isinstance(layers, list) and len(layers) > s.max_layers:
+    n = count_layers(layers)
+    if n > s.max_layers:
         raise ApiError(
             ("body", "network", "layers"),
-            f"{len(layers)} layers is over the cap of {s.max_layers}",
+            f"{n} layers (blocks' inner layers included) is over the cap of {s.max_layers}",
             "cap",
         )
     try:

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..network import Network
+from ..registry import raw_layer
 
 MODELS_DIR = Path(__file__).parent
 
@@ -24,7 +25,7 @@ def save(net: Network, name: str | Path, meta: dict) -> tuple[Path, Path]:
     raw_spec = {
         "input_shape": net.spec["input_shape"],
         "loss": net.spec["loss"],
-        "layers": [_raw_layer(s) for s in net.spec["layers"]],
+        "layers": [raw_layer(s) for s in net.spec["layers"]],
     }
     spec_path.write_text(json.dumps({"spec": raw_spec, **meta}, indent=2) + "\n")
     arrays = {
@@ -32,11 +33,6 @@ def save(net: Network, name: str | Path, meta: dict) -> tuple[Path, Path]:
     }
     np.savez_compressed(weights_path, **arrays)
     return spec_path, weights_path
-
-
-def _raw_layer(s: dict) -> dict:
-    keep = ("type", "out_channels", "units", "kernel_size", "stride", "padding", "activation")
-    return {k: s[k] for k in keep if k in s}
 
 
 def load_file(base: Path) -> tuple[Network, dict]:

@@ -4,25 +4,36 @@
 import { lang, t } from "./i18n.js";
 import { flat } from "./math/tensor.js";
 import { get } from "./state.js";
-import { decodeImage, encodeEdits, encodeImage, readUrl, writeUrl } from "./url.js";
+import { decodeExact, decodeImage, encodeEdits, encodeExact, readUrl, writeUrl } from "./url.js";
 
 const $ = (id) => document.getElementById(id);
 let timer = 0;
 let ready = false;
 
+// The exact encoding of the last input (CompressionStream is asynchronous): {input, text}.
+let exact = { input: null, text: "" };
+
+async function exactInput(input) {
+  if (exact.input !== input) exact = { input, text: await encodeExact(input) };
+  return exact.text;
+}
+
 /** The URL parameters of the current state (see url.js for the format). */
-export function urlParams(s) {
+export async function urlParams(s) {
   const p = {};
   if (s.source.kind === "model") {
     p.m = s.source.id;
-    if (s.target !== null) p.t = s.target;
+    // The target the trace used, always: the receiver then computes the very same loss.
+    const target = s.target ?? s.prediction;
+    if (target !== null && target !== undefined) p.t = target;
   } else {
     p.s = s.source.id;
   }
   if (s.steps.length) p.step = s.step + 1;
   p.lang = lang();
-  if (s.lrUser && s.lr) p.lr = s.lr;
-  if (s.source.kind === "model" && s.input && flat(s.input).some((v) => v > 0)) p.x = encodeImage(s.input);
+  // The learning rate in use, exactly as typed or suggested: the receiver's Apply does the same step.
+  if (s.lr) p.lr = s.lr;
+  if (s.source.kind === "model" && s.input && flat(s.input).some((v) => v > 0)) p.x = await exactInput(s.input);
   if (s.source.kind === "scenario" && s.base && s.values) p.e = encodeEdits(s.base, s.values);
   return p;
 }
@@ -31,40 +42,66 @@ export function urlParams(s) {
 export function stateToUrl() {
   if (!ready) return;
   clearTimeout(timer);
-  timer = setTimeout(() => {
+  timer = setTimeout(async () => {
     const s = get();
-    if (s.source.id && s.trace) writeUrl(urlParams(s));
+    if (!s.source.id || !s.trace) return;
+    const p = await urlParams(s);
+    if (s === get() && s.trace) writeUrl(p);
+    document.body.dataset.url = location.search; // for the e2e tests: the URL is up to date
   }, 120);
 }
 
 /**
- * What the URL asks for: {lang, resolve(models, scenarios) → source or null, restore(models) →
- * {step, target, input, edits, lr}}. Unknown or malformed parts are ignored.
+ * What the URL asks for: {lang, problems, resolve(models, scenarios) → source or null,
+ * restore(models) → Promise<{step, target, input, edits, lr}>}. Unknown, malformed or hostile
+ * parts are dropped and named in `problems` (the page shows a short notice and goes on).
  */
 export function restoreFromUrl() {
   const q = readUrl();
+  const problems = [];
   const num = (v) => (v === undefined || v === "" || !Number.isFinite(Number(v)) ? null : Number(v));
+  const bad = (k) => problems.push(`${k}=${String(q[k]).slice(0, 24)}`);
+  if (q.lang !== undefined && q.lang !== "en" && q.lang !== "zh") bad("lang");
   return {
     lang: q.lang === "en" || q.lang === "zh" ? q.lang : null,
+    problems,
     resolve(models, scenarios) {
       if (q.s && scenarios.some((x) => x.id === q.s)) return { kind: "scenario", id: q.s };
       if (q.m && models.some((x) => x.name === q.m)) return { kind: "model", id: q.m };
+      if (q.s) bad("s");
+      else if (q.m) bad("m");
       return null;
     },
-    restore(models) {
+    async restore(models) {
       const step = num(q.step);
       const target = num(q.t);
       const lr = num(q.lr);
+      const model = models.find((x) => x.name === q.m);
+      const classes = model ? flat(model.network.output_shape).reduce((a, b) => a * b, 1) : 0;
       const out = {
-        step: step !== null && step >= 1 ? Math.floor(step) - 1 : null,
-        target: target !== null && Number.isInteger(target) && target >= 0 ? target : null,
-        lr: lr !== null && lr > 0 ? lr : null,
+        step: step !== null && step >= 1 && step <= 1000 ? Math.floor(step) - 1 : null,
+        target: model && target !== null && Number.isInteger(target) && target >= 0 && target < classes ? target : null,
+        lr: lr !== null && lr > 0 && lr <= 1e3 ? lr : null,
         edits: q.s ? q.e || "" : "",
       };
-      const model = models.find((x) => x.name === q.m);
+      if (out.edits) {
+        // "i:v" with a whole index and a number the API accepts (|v| ≤ 1e6); others are dropped.
+        const parts = out.edits.split(",");
+        const good = parts.filter((part) => {
+          const m = /^(\d{1,7}):(.+)$/.exec(part);
+          return m && Number.isFinite(Number(m[2])) && Math.abs(Number(m[2])) <= 1e6;
+        });
+        if (good.length !== parts.length) bad("e");
+        out.edits = good.join(",");
+      }
+      if (q.step !== undefined && out.step === null) bad("step");
+      if (q.t !== undefined && out.target === null) bad("t");
+      if (q.lr !== undefined && out.lr === null) bad("lr");
       if (model && q.x) {
         const shape = model.network.input_shape;
-        out.input = decodeImage(q.x, shape[shape.length - 2], shape[shape.length - 1]);
+        const [h, w] = [shape[shape.length - 2], shape[shape.length - 1]];
+        out.input = q.x.startsWith("f64.") ? await decodeExact(q.x, h, w) : decodeImage(q.x, h, w);
+        if (!out.input) bad("x");
       }
       return out;
     },
@@ -93,7 +130,7 @@ export function initShare({ status }) {
   ready = true;
   $("copy-link").addEventListener("click", async () => {
     const s = get();
-    writeUrl(urlParams(s));
+    writeUrl(await urlParams(s));
     const ok = await copy(location.href);
     const msg = $("share-msg");
     // The digit model's learned weights (114,314 numbers) do not fit in a link: say so.

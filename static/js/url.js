@@ -5,7 +5,9 @@
 //   &t=<class>                     the loss target of a classifier (absent: the predicted class)
 //   &lang=en|zh                    the language
 //   &lr=<learning rate>
-//   &x=<base64url>                 the digit model's input, 4 bits per pixel, row-major, 2 pixels a byte
+//   &x=f64.<base64url>             the digit model's exact input: its float64 values (little-endian,
+//                                  row-major), deflate-compressed (CompressionStream "deflate-raw")
+//                                  (old links: &x=<base64url>, 4 bits per pixel, still read)
 //   &e=<i>:<v>,<i>:<v>…            a scenario's edited values: flat index → value (see flatValues)
 
 import { flat } from "./math/tensor.js";
@@ -75,14 +77,64 @@ export function encodeEdits(base, values) {
   return b.map((v, i) => (v !== a[i] ? `${i}:${v}` : "")).filter(Boolean).join(",");
 }
 
-/** The scenario's values with the edits of an "i:v,…" text applied (bad entries are skipped). */
-export function applyEdits(base, text) {
+const editOk = (i, v, n, maxAbs) => Number.isInteger(i) && i >= 0 && i < n && Number.isFinite(v) && Math.abs(v) <= maxAbs;
+
+/**
+ * The scenario's values with the edits of an "i:v,…" text applied. Bad entries (unknown index,
+ * not a number, beyond the API's ±1e6) are skipped (share.js names them in its notice).
+ */
+export function applyEdits(base, text, maxAbs = 1e6) {
   const list = flatValues(base);
   for (const part of (text || "").split(",")) {
     const [i, v] = part.split(":").map(Number);
-    if (Number.isInteger(i) && i >= 0 && i < list.length && Number.isFinite(v)) list[i] = v;
+    if (editOk(i, v, list.length, maxAbs)) list[i] = v;
   }
   return unflatValues(base, list);
+}
+
+async function pipe(bytes, stream) {
+  const out = new Response(new Blob([bytes]).stream().pipeThrough(stream));
+  return new Uint8Array(await out.arrayBuffer());
+}
+
+/**
+ * The exact network input as text: "f64." + base64url(deflate-raw(float64 little-endian bytes)).
+ * Lossless: the receiver traces the very same numbers, so every number on its screen is the same.
+ */
+export async function encodeExact(map) {
+  const v = new Float64Array(flat(map));
+  const le = new DataView(new ArrayBuffer(v.length * 8));
+  v.forEach((x, k) => le.setFloat64(k * 8, x, true));
+  return "f64." + toBase64url(await pipe(new Uint8Array(le.buffer), new CompressionStream("deflate-raw")));
+}
+
+/**
+ * The inverse of encodeExact for an h×w map with values in [0, 1]; null when the text is not
+ * such a map (wrong length, not finite, out of range, not deflate data).
+ */
+export async function decodeExact(text, h, w) {
+  if (!text.startsWith("f64.")) return null;
+  let bytes;
+  try {
+    const packed = fromBase64url(text.slice(4));
+    if (packed.length > 64 * 1024) return null;
+    bytes = await pipe(packed, new DecompressionStream("deflate-raw"));
+  } catch {
+    return null;
+  }
+  if (bytes.length !== h * w * 8) return null;
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const out = [];
+  for (let i = 0; i < h; i++) {
+    const row = [];
+    for (let j = 0; j < w; j++) {
+      const x = dv.getFloat64((i * w + j) * 8, true);
+      if (!(x >= 0 && x <= 1)) return null;
+      row.push(x);
+    }
+    out.push(row);
+  }
+  return out;
 }
 
 /** The query parameters of the page, as an object of strings. */

@@ -56,6 +56,7 @@ export function gridAt(place, opts) {
 
 /** A two-line label above a grid: the name, then the shape or a value. */
 export function label(g, grid, title, sub) {
+  if (grid && !grid.title) grid.title = title;
   g.save();
   g.fillStyle = CONFIG.colors.text;
   g.font = `600 12px ${FONT_STACK}`;

@@ -93,7 +93,7 @@ export function convForward(ui, { spec, layer }) {
     clear(ui);
     const g = ui.g;
     input.draw(g);
-    if (uncovered.length) input.shade(g, uncovered, CONFIG.colors.uncovered, 0.3);
+    if (uncovered.length) input.hatch(g, uncovered, CONFIG.colors.uncovered);
     input.outline(g, i * sh, j * sw, kh, kw, CONFIG.colors.window, 3);
     if (win) win.draw(g);
     kernel.draw(g);

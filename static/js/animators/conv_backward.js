@@ -92,11 +92,16 @@ export function convWeight(ui, { spec, layer }) {
   for (let r = 0; r < Hd; r++) for (let q = 0; q < Wd; q++) if (r % sh || q % sw) inserted.push([r, q]);
   const dwG = gridAt(places[3], { values: dw[f][c], maxAbs: maxAbs(dw[f]), numbers: true }).render();
   const dwEmpty = gridAt(places[3], { rows: kh, cols: kw, empty: true }).render();
+  // Padded input cells no forward window reached (when H + 2p − k is not divisible by the stride).
+  const uncovered = [];
+  const [cH, cW] = [(Ho - 1) * sh + kh, (Wo - 1) * sw + kw];
+  for (let r = 0; r < H + 2 * ph; r++) for (let q = 0; q < W + 2 * pw; q++) if (r >= cH || q >= cW) uncovered.push([r, q]);
   let prodG = null;
   let cur = [0, 0];
 
   ui.explain(t("convBack.weight", { s: `${sh}×${sw}` }));
-  ui.notes(t("convBack.weightNote") + (sh > 1 || sw > 1 ? " " + t("convBack.dilated", { s: sh }) : ""));
+  ui.notes(t("convBack.weightNote") + (sh > 1 || sw > 1 ? " " + t("convBack.dilated", { s: sh }) : "") +
+    (uncovered.length ? " " + t("conv.uncovered", { n: uncovered.length }) : ""));
 
   function select(p) {
     const [u, v] = rc(p, kw);
@@ -120,6 +125,7 @@ export function convWeight(ui, { spec, layer }) {
     const hits = [];
     for (let i = 0; i < Ho; i++) for (let j = 0; j < Wo; j++) hits.push([u + i * sh, v + j * sw]);
     aG.shade(g, hits, CONFIG.colors.window, 0.22);
+    if (uncovered.length) aG.hatch(g, uncovered, CONFIG.colors.uncovered);
     dG.draw(g);
     if (inserted.length) dG.shade(g, inserted, CONFIG.colors.padding, 0.7);
     if (prodG) prodG.draw(g);

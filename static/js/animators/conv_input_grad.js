@@ -106,7 +106,7 @@ export function convInputGrad(ui, { spec, layer }) {
     rG.draw(g);
     outG.drawPartial(g, revealed, outEmpty);
     outG.shade(g, cropped, CONFIG.colors.padding, 0.55);
-    if (uncovered.length) outG.shade(g, uncovered, CONFIG.colors.uncovered, 0.3);
+    if (uncovered.length) outG.hatch(g, uncovered, CONFIG.colors.uncovered);
     for (const [i, j] of sources) outG.outline(g, i * sh, j * sw, kh, kw, CONFIG.colors.highlight, 2);
     outG.outline(g, p, q, 1, 1, CONFIG.colors.focus, 3);
     if (ph || pw) outG.outline(g, ph, pw, H, W, CONFIG.colors.window, 2);

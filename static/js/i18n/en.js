@@ -109,7 +109,7 @@ export default {
 
   "conv.explain": "Cross-correlation, which every framework calls “convolution”: the {k} kernel slides over the input with stride {s}; grey cells are the zero padding ({p}). At each position the window's values are multiplied element-wise with the kernel, summed over every input channel, and the bias is added.",
   "conv.shape": "Output size: H_out = ⌊(H + 2p − k) / s⌋ + 1 = ⌊({H} + 2·{ph} − {kh}) / {sh}⌋ + 1 = {Ho}, and W_out = ⌊({W} + 2·{pw} − {kw}) / {sw}⌋ + 1 = {Wo}.",
-  "conv.uncovered": "Red: {n} cells that no window reaches, because (H + 2p − k) is not divisible by the stride; they get zero gradient.",
+  "conv.uncovered": "Red, hatched: {n} cells that no window reaches, because (H + 2p − k) is not divisible by the stride; they get zero gradient.",
   "conv.input": "a_prev, channel {c} (padded)",
   "conv.inputSub": "{shape} + padding {ph}×{pw}",
   "conv.receptive": "Receptive field of z[{i}, {j}]: rows {r0}–{r1}, columns {c0}–{c1} of the input (green window).",

@@ -2,7 +2,7 @@
 // A "sweep" moves the focus over every position (output cell, weight, …) at the chosen speed.
 
 import { CONFIG } from "../config.js";
-import { full } from "../format.js";
+import { fmt, full } from "../format.js";
 import { t } from "../i18n.js";
 import { FONT } from "./heatmap.js";
 import { ANIMATORS } from "../animators/index.js";
@@ -37,11 +37,32 @@ export class DetailView {
     this.stage = h("div", "detail-stage");
     this.canvas = h("canvas", "detail-canvas", { role: "img", tabindex: "0" });
     this.stage.append(this.canvas);
-    this.formulaEl = h("div", "formula", { id: "formula", "aria-live": "polite" });
+    // Not a live region: it changes at every focus position; the step is announced once (announce()).
+    this.formulaEl = h("div", "formula", { id: "formula" });
     this.notesEl = h("p", "detail-notes", { id: "detail-notes" });
-    this.root.append(head, this.controls, this.stage, this.formulaEl, this.notesEl);
+    this.colorsEl = h("p", "detail-colors", { id: "detail-colors" });
+    this.cellEl = h("p", "detail-colors", { id: "detail-cell", "aria-live": "polite" });
+    this.root.append(head, this.controls, this.stage, this.colorsEl, this.cellEl, this.formulaEl, this.notesEl);
     this.canvas.addEventListener("click", (e) => this.click(e));
     this.canvas.addEventListener("mousemove", (e) => this.hover(e));
+    this.reduced = window.matchMedia ? window.matchMedia("(prefers-reduced-motion: reduce)") : { matches: false };
+    this.announcements = 0;
+  }
+
+  /** Tell screen readers the step and its result, once per step (not per frame, not on resize). */
+  announce() {
+    const { trace, step, index } = this;
+    const key = `${trace.__key}|${index}|${trace.loss}|${document.documentElement.lang}`;
+    if (key === this.announced) return;
+    this.announced = key;
+    const total = Number(document.getElementById("step-counter").dataset.total) || index + 1;
+    let text = t("announce.step", { i: index + 1, n: total, title: this.title.textContent }) + " " + this.explainEl.textContent;
+    if (step.phase === "loss") text += " " + t("announce.loss", { C: fmt(trace.loss, 6) });
+    const el = document.getElementById("announcer");
+    if (!el) return;
+    el.textContent = text;
+    this.announcements += 1;
+    document.body.dataset.announcements = String(this.announcements);
   }
 
   /** Show `step` of `trace`; restarts the sweep. */
@@ -72,7 +93,20 @@ export class DetailView {
     const grids = (this.anim.grids ? this.anim.grids() : []).filter((g) => g && !g.empty);
     this.root.dataset.unnumbered = String(grids.filter((g) => !g.numbers).length);
     this.addSweepControls();
+    this.cellEl.textContent = "";
+    this.colorsDone = false;
     this.restart();
+    this.announce();
+  }
+
+  /** After the first frame (labels drawn): name the maps that show colours only. */
+  colorsNote() {
+    const grids = (this.anim.grids ? this.anim.grids() : []).filter((g) => g && !g.empty);
+    const plain = grids.filter((g) => !g.numbers || g.dropped);
+    this.root.dataset.unnumbered = String(plain.length);
+    const names = plain.map((g) => g.title || "").filter(Boolean);
+    this.colorsEl.textContent = plain.length
+      ? t("detail.colorsOnly", { names: names.length === plain.length ? names.join("; ") : String(plain.length) }) : "";
   }
 
   titleVars(spec) {
@@ -161,7 +195,9 @@ export class DetailView {
 
   restart() {
     this.pos = 0;
-    this.sweeping = this.anim.positions > 1;
+    // prefers-reduced-motion: no sweep; the step opens on its result (every cell filled in).
+    this.sweeping = this.anim.positions > 1 && !this.reduced.matches;
+    this.root.dataset.reducedMotion = String(Boolean(this.reduced.matches));
     this.doneSent = false;
     this.lastPos = -1;
     this.last = performance.now();
@@ -217,6 +253,10 @@ export class DetailView {
       this.anim.draw(ip, revealed);
       this.lastPos = ip;
       this.lastRevealed = revealed;
+      if (!this.colorsDone) {
+        this.colorsDone = true;
+        this.colorsNote();
+      }
     }
     const dwellDone = ts - this.started > CONFIG.dwellSeconds * 1000 / this.speed;
     if (!this.sweeping && !this.doneSent && (n > 1 || dwellDone)) {
@@ -227,8 +267,18 @@ export class DetailView {
 
   click(e) {
     const r = this.canvas.getBoundingClientRect();
-    const pos = this.anim.hit ? this.anim.hit(e.clientX - r.left, e.clientY - r.top) : null;
+    const [x, y] = [e.clientX - r.left, e.clientY - r.top];
+    const pos = this.anim.hit ? this.anim.hit(x, y) : null;
     if (pos !== null && pos !== undefined) this.focus(pos);
+    // Any cell of any map: its full value in words (touch screens have no hover).
+    for (const g of this.anim.grids ? this.anim.grids() : []) {
+      const cell = g && !g.empty ? g.hit(x, y) : null;
+      if (cell) {
+        this.cellEl.textContent = t("detail.cellValue", { name: g.title || "", r: cell[0] - g.pad[0], c: cell[1] - g.pad[1],
+          v: full(g.valueAt(cell[0], cell[1])) });
+        break;
+      }
+    }
   }
 
   /** Pointer over a cell: a pointer cursor where a click moves the focus, the full value as a tooltip. */

@@ -104,10 +104,7 @@ export class Grid {
         ctx.fillRect(c * cw, r * ch, cw, ch);
         if (this.numbers && !this.empty) {
           ctx.fillStyle = pad ? CONFIG.colors.text : textColor(v, this.maxAbs);
-          let s = fmt(v);
-          if (ctx.measureText(s).width > cw - 3) s = fmt(v, 2);
-          if (ctx.measureText(s).width > cw - 3) s = fmt(v, 1);
-          if (ctx.measureText(s).width <= cw - 2) ctx.fillText(s, c * cw + cw / 2, r * ch + ch / 2 + 0.5);
+          if (!fitText(ctx, v, cw - 2, font, c * cw + cw / 2, r * ch + ch / 2 + 0.5)) this.dropped = (this.dropped || 0) + 1;
         }
       }
     }
@@ -115,13 +112,16 @@ export class Grid {
       ctx.strokeStyle = CONFIG.colors.grid;
       ctx.lineWidth = 1;
       ctx.beginPath();
+      // The last line sits inside the map, so the right and bottom borders are drawn too.
       for (let r = 0; r <= this.prows; r++) {
-        ctx.moveTo(0, r * ch + 0.5);
-        ctx.lineTo(this.width, r * ch + 0.5);
+        const y = Math.min(r * ch + 0.5, this.height - 0.5);
+        ctx.moveTo(0, y);
+        ctx.lineTo(this.width, y);
       }
       for (let c = 0; c <= this.pcols; c++) {
-        ctx.moveTo(c * cw + 0.5, 0);
-        ctx.lineTo(c * cw + 0.5, this.height);
+        const x = Math.min(c * cw + 0.5, this.width - 0.5);
+        ctx.moveTo(x, 0);
+        ctx.lineTo(x, this.height);
       }
       ctx.stroke();
     }
@@ -168,9 +168,60 @@ export class Grid {
     ctx.restore();
   }
 
+  /** Cells that no window covers: a tint and diagonal hatching, so they differ from covered cells. */
+  hatch(ctx, cells, color) {
+    ctx.save();
+    ctx.globalAlpha = 0.28;
+    ctx.fillStyle = color;
+    for (const [r, c] of cells) ctx.fillRect(this.x + c * this.cw, this.y + r * this.ch, this.cw, this.ch);
+    ctx.globalAlpha = 0.9;
+    ctx.strokeStyle = color;
+    ctx.lineWidth = 1.5;
+    ctx.beginPath();
+    for (const [r, c] of cells) {
+      const x0 = this.x + c * this.cw;
+      const y0 = this.y + r * this.ch;
+      for (let k = 6; k < this.cw + this.ch; k += 8) {
+        const a = Math.min(k, this.ch);
+        const b = Math.max(0, k - this.ch);
+        ctx.moveTo(x0 + b, y0 + a);
+        ctx.lineTo(x0 + Math.min(k, this.cw), y0 + (k - Math.min(k, this.cw)));
+      }
+    }
+    ctx.stroke();
+    ctx.restore();
+  }
+
   center(r, c) {
     return [this.x + (c + 0.5) * this.cw, this.y + (r + 0.5) * this.ch];
   }
+}
+
+/**
+ * Write v centred at (x, y) in at most `room` pixels: fewer digits, then a compact exponent
+ * ("−5e-3"), then a smaller font (down to 7 px). False when nothing fits (the cell stays a colour).
+ */
+function fitText(ctx, v, room, font, x, y) {
+  const texts = [fmt(v), fmt(v, 2), fmt(v, 1)];
+  if (v !== 0 && Number.isFinite(v)) texts.push(fmt(v, 1).replace(/^(−?)(\d)(?:\.\d+)?e/, "$1$2e"), compactExp(v));
+  for (let size = font; size >= 7; size -= 1) {
+    ctx.font = `${size}px ${FONT}`;
+    for (const s of texts) {
+      if (ctx.measureText(s).width <= room) {
+        ctx.fillText(s, x, y);
+        ctx.font = `${font}px ${FONT}`;
+        return true;
+      }
+    }
+  }
+  ctx.font = `${font}px ${FONT}`;
+  return false;
+}
+
+/** −0.004804 → "−5e-3": one significant digit in exponent form. */
+function compactExp(v) {
+  const s = v.toExponential(0).replace("e+", "e");
+  return s.startsWith("-") ? "\u2212" + s.slice(1) : s;
 }
 
 const cssCache = new Map();

@@ -64,24 +64,38 @@ export class LearnPanel {
     $("learn-apply").addEventListener("click", () => onApply());
     $("learn-reset").addEventListener("click", () => onReset());
     const rate = $("learn-rate");
-    rate.addEventListener("change", () => {
+    // A rate that is not a positive number disables Apply and says why (a negative rate would
+    // climb the loss instead of descending it).
+    const check = (commit) => {
       const v = Number(rate.value);
       const ok = rate.value !== "" && Number.isFinite(v) && v > 0;
+      this.rateInvalid = !ok;
       rate.setAttribute("aria-invalid", String(!ok));
-      if (ok) onRate(v);
-    });
+      $("learn-rate-error").hidden = ok;
+      if (!ok) $("learn-apply").disabled = true;
+      else if (this.enabled) $("learn-apply").disabled = !this.enabled.hasParams || !this.enabled.ready || this.enabled.busy;
+      if (ok && commit) onRate(v);
+    };
+    rate.addEventListener("input", () => check(false));
+    rate.addEventListener("change", () => check(true));
   }
 
   setRate(lr) {
     const rate = $("learn-rate");
+    // The user's refused entry stays on screen (with its reason) until they fix it or the rate changes.
+    if (this.rateInvalid && lr === this.lastLr) return;
+    this.lastLr = lr;
     if (lr === null || lr === undefined) rate.value = "";
     else if (rate.value === "" || Number(rate.value) !== lr) rate.value = String(lr);
     rate.setAttribute("aria-invalid", "false");
+    this.rateInvalid = false;
+    $("learn-rate-error").hidden = true;
   }
 
   /** Whether the network has parameters to learn; busy while a step runs; changed: params differ. */
   setEnabled({ hasParams, ready, busy, changed }) {
-    $("learn-apply").disabled = !hasParams || !ready || busy;
+    this.enabled = { hasParams, ready, busy };
+    $("learn-apply").disabled = !hasParams || !ready || busy || Boolean(this.rateInvalid);
     $("learn-reset").disabled = !changed || busy;
     $("learn-rate").disabled = !hasParams;
     $("learn-none").hidden = hasParams;

@@ -5,7 +5,7 @@ import { CONFIG } from "../config.js";
 import { fmt, shapeText, full } from "../format.js";
 import { t } from "../i18n.js";
 import { legendCanvas } from "../math/colors.js";
-import { maxAbs, toMaps } from "../math/tensor.js";
+import { flat, maxAbs, toMaps } from "../math/tensor.js";
 import { asMaps } from "../animators/common.js";
 import { paintMap } from "./heatmap.js";
 
@@ -46,7 +46,9 @@ export class Overview {
     if (!trace || !step) return;
     const L = trace.layers.length;
     const mapsH = Math.max(60, this.root.clientHeight - 66);
-    this.colMax = Math.max(120, Math.min(CONFIG.overview.colMax, Math.floor(this.root.clientWidth / (L + 1)) - 22));
+    // Every column fits the width when it can (a projector at 1024 px shows the last column too);
+    // on a phone the overview scrolls sideways inside its own box.
+    this.colMax = Math.max(56, Math.min(CONFIG.overview.colMax, Math.floor(this.root.clientWidth / (L + 1)) - 18));
     for (let k = 0; k <= L; k++) {
       const spec = k ? trace.network.layers[k - 1] : null;
       const shape = k ? spec.output_shape : trace.network.input_shape;
@@ -75,9 +77,62 @@ export class Overview {
       this.root.append(col);
     }
     const cur = this.root.children[step.column];
-    if (cur) cur.scrollIntoView({ block: "nearest", inline: "nearest" });
+    if (cur) {
+      const box = this.root.getBoundingClientRect();
+      const r = cur.getBoundingClientRect();
+      if (r.left < box.left || r.right > box.right) this.root.scrollLeft += r.left - box.left - 8;
+    }
+    this.strip(trace, step);
   }
 
+  /**
+   * The gradient size per layer: ‖∂C/∂a‖ (L2) of the input and of each layer's output, on a log
+   * scale, so vanishing or exploding gradients show at a glance. The numbers are the trace's own:
+   * its per-layer "norms" when the API sends them, else computed here from the trace's tensors.
+   */
+  strip(trace, step) {
+    const box = document.getElementById("grad-strip");
+    if (!box) return;
+    const norm = (a) => (a ? Math.sqrt(flat(a).reduce((s, v) => s + v * v, 0)) : null);
+    const vals = [norm(trace.layers[0].backward && trace.layers[0].backward.dC_da_prev)];
+    trace.layers.forEach((l) => {
+      const given = l.norms && typeof l.norms.dC_da === "number" ? l.norms.dC_da : null;
+      vals.push(given ?? norm(l.backward && l.backward.dC_da));
+    });
+    const known = vals.filter((v) => v !== null && v > 0);
+    box.hidden = !known.length;
+    if (!known.length) return;
+    const lo = Math.log10(Math.min(...known));
+    const hi = Math.log10(Math.max(...known));
+    box.replaceChildren();
+    const title = el("span", "gs-title", t("strip.title"));
+    const ol = el("ol");
+    ol.setAttribute("aria-label", t("strip.aria"));
+    vals.forEach((v, k) => {
+      const spec = k ? trace.network.layers[k - 1] : null;
+      const li = el("li");
+      const track = el("div", "gs-track");
+      const bar = el("div", "gs-bar");
+      const frac = v === null ? 0 : v === 0 ? 0 : hi > lo ? 0.1 + 0.9 * ((Math.log10(v) - lo) / (hi - lo)) : 1;
+      bar.style.height = `${Math.round(frac * 100)}%`;
+      track.append(bar);
+      const text = v === null ? "–" : fmt(v, 2);
+      const val = el("span", "gs-val", text);
+      li.title = t("strip.bar", { name: layerName(spec), v: v === null ? "–" : full(v) });
+      li.setAttribute("aria-label", t("strip.bar", { name: layerName(spec), v: text }));
+      li.classList.toggle("current", step.grad && k === step.column);
+      li.dataset.value = v === null ? "" : String(v);
+      li.append(track, val);
+      ol.append(li);
+    });
+    box.append(title, ol);
+  }
+
+  /**
+   * The legend of a column: its scale is symmetric (±max |v| of this tensor, so tiny gradients
+   * are as visible as large ones); the ends are labelled, the true range is in the tooltip and
+   * the accessible name, and an all-zero tensor says "all ≈ 0" instead of a blank scale.
+   */
   legend(vals, kind) {
     const box = el("div", "ov-legend");
     const m = vals ? maxAbs(vals) : 0;
@@ -86,10 +141,20 @@ export class Overview {
     c.height = LEGEND.height;
     c.getContext("2d").drawImage(LEGEND, 0, 0);
     const nums = el("div", "ov-legend-nums");
-    for (const v of [-m, 0, m]) {
-      const s = el("span", "", vals ? fmt(v, 2) : "");
-      s.title = full(v);
+    if (vals && !(m > 0)) {
+      const s = el("span", "ov-legend-zero", t("legend.allZero"));
+      s.title = t("legend.allZeroTitle", { m: "1e-308" });
       nums.append(s);
+      c.style.visibility = "hidden";
+    } else if (vals) {
+      const all = flat(vals).filter((v) => v !== null && Number.isFinite(v));
+      const lo = Math.min(...all);
+      const hi = Math.max(...all);
+      for (const v of [-m, m]) nums.append(el("span", "", (v > 0 ? "+" : "") + fmt(v, 2)));
+      box.title = t("legend.range", { lo: full(lo), hi: full(hi), m: full(m) });
+      box.setAttribute("aria-label", `${kind}: ${t("legend.range", { lo: fmt(lo, 3), hi: fmt(hi, 3), m: fmt(m, 3) })}`);
+      box.dataset.min = String(lo);
+      box.dataset.max = String(hi);
     }
     box.append(el("span", "ov-kind", kind), c, nums);
     return box;

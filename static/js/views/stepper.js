@@ -23,6 +23,19 @@ export class Stepper {
     speed.value = String(CONFIG.defaultSpeed);
     speed.addEventListener("change", () => onSpeed(Number(speed.value)));
     this.index = 0;
+    // The dots are ONE control: one tab stop (the current step), arrow keys, Home and End inside.
+    const track = $("step-track");
+    track.setAttribute("role", "toolbar");
+    track.addEventListener("keydown", (e) => {
+      const n = track.children.length;
+      const to = { ArrowRight: this.index + 1, ArrowDown: this.index + 1, ArrowLeft: this.index - 1,
+        ArrowUp: this.index - 1, Home: 0, End: n - 1 }[e.key];
+      if (to === undefined) return;
+      e.preventDefault();
+      e.stopPropagation();
+      this.focusDot = true;
+      onGo(Math.max(0, Math.min(n - 1, to)));
+    });
   }
 
   title(trace, step) {
@@ -63,6 +76,7 @@ export class Stepper {
         const spec = trace.network.layers[s.layer];
         b.title = `${k + 1}. ${layerName(spec)} — ${this.title(trace, s)}`;
         b.setAttribute("aria-label", t("stepper.goAria", { i: k + 1, title: this.title(trace, s) }));
+        b.tabIndex = -1;
         b.addEventListener("click", () => this.onGo(k));
         li.append(b);
         ol.append(li);
@@ -72,8 +86,13 @@ export class Stepper {
       const b = li.firstChild;
       b.classList.toggle("current", k === index);
       b.classList.toggle("done", k < index);
+      b.tabIndex = k === index ? 0 : -1;
       if (k === index) b.setAttribute("aria-current", "step");
       else b.removeAttribute("aria-current");
     });
+    if (this.focusDot) {
+      this.focusDot = false;
+      ol.children[index]?.firstChild.focus();
+    }
   }
 }

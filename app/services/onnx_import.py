@@ -19,7 +19,9 @@ Supported (the ops the engine has): Conv (group 1, no dilation, symmetric pads),
 Sigmoid, Tanh, MaxPool, AveragePool (count_include_pad=1 as PyTorch exports it, or no
 padding), GlobalAveragePool, GlobalMaxPool, Flatten and Reshape to a vector, Gemm, MatMul
 (+ Add), Softmax and LogSoftmax last, Identity, Dropout; BatchNormalization folded into the
-Conv before it; a constant Add after a Conv or Gemm folded into its bias. Opsets 11 to 23.
+Conv before it; a constant Add after a Conv or Gemm folded into its bias; the shape arithmetic
+of a dynamic batch (Shape, Gather, Unsqueeze, Concat, ... on tiny integer tensors) evaluated
+for a Reshape. Opsets 11 to 23.
 """
 
 from __future__ import annotations
@@ -304,6 +306,51 @@ def _sanitize_name(name: str) -> str:
     return clean or "imported"
 
 
+FOLDABLE = {"Gather", "Unsqueeze", "Squeeze", "Concat", "Slice", "Cast", "Mul", "Div", "Add", "Sub"}
+
+
+def _axes(ins: list, a: dict, opset: int) -> list[int]:
+    if opset >= 13 and len(ins) > 1 and ins[1] is not None:
+        return [int(v) for v in ins[1].reshape(-1)]
+    return [int(v) for v in a.get("axes", [])]
+
+
+def _fold_op(op: str, ins: list, a: dict, opset: int) -> np.ndarray:
+    """One integer op on tiny arrays (at most MAX_SHAPE_VALUES values each)."""
+    x = ins[0]
+    if op == "Gather":
+        idx = ins[1].astype(np.int64)
+        return np.take(x, idx, axis=int(a.get("axis", 0)))
+    if op == "Unsqueeze":
+        for ax in sorted(_axes(ins, a, opset)):
+            x = np.expand_dims(x, ax if ax >= 0 else ax + x.ndim + 1)
+        return x
+    if op == "Squeeze":
+        axes = _axes(ins, a, opset)
+        return np.squeeze(x, axis=tuple(axes)) if axes else np.squeeze(x)
+    if op == "Concat":
+        return np.concatenate([np.atleast_1d(v) for v in ins], axis=int(a.get("axis", 0)))
+    if op == "Slice":
+        starts, ends = ins[1].reshape(-1), ins[2].reshape(-1)
+        steps = ins[4].reshape(-1) if len(ins) > 4 and ins[4] is not None else [1] * len(starts)
+        if x.ndim != 1 or len(starts) != 1:
+            raise ValueError("only 1-D slices")
+        return x[int(starts[0]) : int(ends[0]) : int(steps[0])]
+    if op == "Cast":
+        to = a.get("to")
+        return x.astype(np.float64 if to in (1, 10, 11) else np.int64)
+    y = ins[1]
+    if op == "Mul":
+        return x * y
+    if op == "Add":
+        return x + y
+    if op == "Sub":
+        return x - y
+    if np.any(y == 0):
+        raise ValueError("division by zero")
+    return np.trunc(x / y).astype(x.dtype) if x.dtype.kind in "iu" else x / y
+
+
 ELEMENTWISE = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh"}
 PASS_THROUGH = {"Identity", "Dropout"}
 SUPPORTED_OPS = (
@@ -326,6 +373,7 @@ class _Walker:
         self.mapped: list[dict] = []
         self.params_total = 0
         self.visited: set[int] = set()
+        self.known: dict[str, np.ndarray] = {}  # folded shape values
 
     # -------------------------------------------------------------- checks
     def check_header(self) -> None:
@@ -472,11 +520,74 @@ class _Walker:
                 self.visited.add(p)
                 self.mapped.append(self._entry(p, None, f"constant: the {role} of {label}"))
             return tensor_array(attrs["value"], f"{_node_label(c, p)}: value", max_values)
+        if name in self.known:
+            return self.known[name]
+        if p is not None and self.graph.node[p].op_type in FOLDABLE:
+            return self.fold(p, 0)
         return None
 
     def is_const(self, name: str) -> bool:
         p = self.producer.get(name)
-        return name in self.inits or (p is not None and self.graph.node[p].op_type == "Constant")
+        if name in self.inits or name in self.known:
+            return True
+        if p is None:
+            return False
+        op = self.graph.node[p].op_type
+        return op == "Constant" or (op in FOLDABLE and self.fold(p, 0) is not None)
+
+    # -------------------------------------------------------------- shape arithmetic
+    def shape_of_data(self, i: int) -> None:
+        """A Shape node reading the data: its value is the running shape, batch 1."""
+        node = self.graph.node[i]
+        a = _attrs(node)
+        full = np.array([1, *self.shape], dtype=np.int64)
+        start, end = a.get("start", 0), a.get("end", len(full))
+        self.known[node.output[0]] = full[start:end]
+        self.visited.add(i)
+        self.mapped.append(self._entry(i, None, f"the data's shape {full[start:end].tolist()}"))
+
+    def fold(self, p: int, depth: int) -> np.ndarray | None:
+        """Evaluate a small integer computation of constants and shapes (e.g. PyTorch's
+        x.view(x.size(0), -1) with a dynamic batch: Shape, Gather, Unsqueeze, Concat)."""
+        node = self.graph.node[p]
+        if node.output[0] in self.known:
+            return self.known[node.output[0]]
+        if depth > 32:
+            raise self.refuse(p, "the shape computation is too deep")
+        ins = []
+        for k, name in enumerate(node.input):
+            if not name:
+                ins.append(None)
+                continue
+            q = self.producer.get(name)
+            qop = self.graph.node[q].op_type if q is not None else None
+            if name in self.inits and math.prod(self.inits[name].dims) > MAX_SHAPE_VALUES:
+                return None  # a weight, not shape arithmetic
+            if qop == "Constant":
+                t = _attrs(self.graph.node[q]).get("value")
+                if hasattr(t, "dims") and math.prod(t.dims) > MAX_SHAPE_VALUES:
+                    return None
+            if qop in FOLDABLE and name not in self.known:
+                v = self.fold(q, depth + 1)
+            else:
+                v = self.const(name, p, f"input {k}", MAX_SHAPE_VALUES)
+            if v is None:
+                return None
+            ins.append(v)
+        a = _attrs(node)
+        op = node.op_type
+        try:
+            out = _fold_op(op, ins, a, self.opset)
+        except (ValueError, IndexError, TypeError) as exc:
+            raise self.refuse(p, f"cannot evaluate this shape computation ({exc})") from None
+        if out.size > MAX_SHAPE_VALUES or out.ndim > 1 or out.dtype.kind not in "iuf":
+            raise self.refuse(
+                p, "computes a large or non-integer tensor; only small shape sums fold"
+            )
+        self.known[node.output[0]] = out
+        self.visited.add(p)
+        self.mapped.append(self._entry(p, None, f"shape arithmetic = {out.tolist()}"))
+        return out
 
     def need_const(self, node_i: int, k: int, role: str, **kw) -> np.ndarray:
         node = self.graph.node[node_i]
@@ -545,6 +656,9 @@ class _Walker:
         self.log_softmax = False
         while cur != self.output:
             users = [i for i in self.consumers.get(cur, []) if i not in self.visited]
+            for i in [i for i in users if g.node[i].op_type == "Shape" and len(users) > 1]:
+                self.shape_of_data(i)
+                users.remove(i)
             if not users:
                 raise _invalid(f"the value '{cur}' leads nowhere: it is not the graph's output")
             if len(users) > 1:

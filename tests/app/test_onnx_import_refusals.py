@@ -476,3 +476,32 @@ def test_error_class_carries_status():
     with pytest.raises(OnnxImportError) as exc:
         convert(b"\x00\x01\x02")
     assert exc.value.status == 422
+
+
+@pytest.mark.parametrize("opset", [11, 12, 13, 18, 21, 23])
+def test_opset_range_hand_built(opset):
+    """A hand-built net at each end of the range: Softmax's default axis changed at 13
+    (1 before, -1 after); both mean the class axis of a [batch, classes] vector."""
+    ort = pytest.importorskip("onnxruntime")
+    nodes, inits = conv_then(
+        [
+            helper.make_node("Relu", ["c"], ["r"], name="relu1"),
+            helper.make_node("Flatten", ["r"], ["f"], name="flat"),
+            helper.make_node("MatMul", ["f", "fw"], ["m"], name="mm"),
+            helper.make_node("Add", ["m", "fb"], ["g"], name="bias"),
+            helper.make_node("Softmax", ["g"], ["y"], name="sm"),
+        ]
+    )
+    rng = np.random.default_rng(2)
+    inits += [init("fw", rng.normal(size=(32, 3))), init("fb", [0.5, -1, 0])]
+    data = model_bytes(nodes, inits, opset=opset)
+    got = convert(data)
+    assert got.report["opset"] == opset
+    assert got.spec["layers"][-1]["activation"] == "softmax"
+    from cnncore import Network
+
+    net = Network.from_spec(got.spec, got.params)
+    x = rng.normal(size=(1, 1, 6, 6)).astype(np.float32)
+    sess = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    (want,) = sess.run(None, {"x": x})
+    np.testing.assert_allclose(net.predict(x.astype(np.float64)), want, atol=1e-6)

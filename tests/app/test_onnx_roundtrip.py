@@ -253,3 +253,61 @@ def test_relu_after_max_pool_is_moved_before_it():
     np.testing.assert_allclose(tr.output, out.exp().detach().numpy()[0], atol=1e-12)
     np.testing.assert_allclose(tr.records[0].dC_dw, model.conv.weight.grad.numpy(), atol=1e-10)
     np.testing.assert_allclose(tr.records[0].dC_da_prev[0], xd.grad.numpy()[0], atol=1e-10)
+
+
+@pytest.mark.parametrize("opset", [11, 13, 20])
+def test_dynamic_batch_view_flatten(opset):
+    """x.view(x.size(0), -1) with a dynamic batch axis exports Shape, Gather, Unsqueeze,
+    Concat, Reshape: cnnviz evaluates that shape arithmetic (batch 1) and flattens."""
+    torch.manual_seed(opset)
+    model = nn.Sequential(
+        nn.Conv2d(2, 3, 3), nn.ReLU(), nn.MaxPool2d(2), Flat(), nn.Linear(3 * 3 * 3, 4),
+        nn.Softmax(dim=1),
+    ).double().eval()  # fmt: skip
+    x = torch.randn(1, 2, 8, 8, dtype=torch.float64)
+    f = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model, (x,), f, dynamo=False, opset_version=opset, input_names=["x"],
+            dynamic_axes={"x": {0: "batch"}},
+        )  # fmt: skip
+    imported = check_against_torch(model, "softmax", f.getvalue(), x, 1e-10, has_bn=False)
+    ops = [n["op_type"] for n in imported.report["nodes"]]
+    assert "Shape" in ops and "Reshape" in ops
+    assert [layer["type"] for layer in imported.spec["layers"]] == [
+        "conv2d", "maxpool2d", "flatten", "dense"
+    ]  # fmt: skip
+
+
+def test_dynamic_batch_default_exporter():
+    torch.manual_seed(9)
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Tanh(), Flat(), nn.Linear(2 * 6 * 6, 3))
+    model = model.double().eval()
+    x = torch.randn(1, 1, 8, 8, dtype=torch.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        prog = torch.onnx.export(
+            model, (x,), dynamo=True, verbose=False,
+            dynamic_shapes=({0: torch.export.Dim("batch")},),
+        )  # fmt: skip
+    check_against_torch(model, None, prog.model_proto.SerializeToString(), x, 1e-10, False)
+
+
+def test_the_documented_ten_lines(tmp_path, monkeypatch):
+    """The PyTorch -> cnnviz snippet of docs/api.md (and the README) runs and imports."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    for doc in ("docs/api.md", "README.md"):
+        text = (root / doc).read_text(encoding="utf-8")
+        code = re.findall(r"```python\n(.*?)```", text[text.index("ONNX") :], re.S)[0]
+        assert len(code.strip().splitlines()) <= 10, doc
+        monkeypatch.chdir(tmp_path)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            exec(compile(code, doc, "exec"), {})
+        imported = convert((tmp_path / "my_net.onnx").read_bytes())
+        assert imported.spec["input_shape"] == [1, 28, 28]
+        assert imported.spec["loss"] == "cross_entropy"

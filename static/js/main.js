@@ -60,9 +60,53 @@ const pad = new Pad($("pad"), { onChange: drawingChanged });
 
 // ------------------------------------------------------------------ drawing → predict → trace
 function drawingChanged(image, { final, version }) {
+  if (pad.isEmpty() && !traceBlank && get().source.kind === "model") {
+    // A blank pad costs no request: its empty state is drawn from the model's shapes, and the
+    // first stroke (or the first step the learner asks for) brings the trace.
+    pendingImage = null;
+    showEmpty();
+    return;
+  }
   pendingImage = { image, final, version };
   if (pad.isEmpty()) set({ learned: null });
   if (!predicting) sendPredict();
+}
+
+let traceBlank = false;
+
+/** The network's columns with their shapes and no values yet (no trace, nothing requested). */
+function showEmpty() {
+  const s = get();
+  const model = s.sources.models.find((m) => m.name === s.source.id);
+  clearTimeout(traceTimer);
+  traceSeq++; // an answer still on its way is for a drawing that is gone
+  set({ trace: null, steps: [], step: 0, input: null, learned: null, busy: false });
+  if (s.probabilities) {
+    set({ probabilities: null, prediction: null });
+    probs.update(null, null, null);
+  }
+  if (model && model.network) {
+    const network = model.network;
+    const layers = network.layers.map((l, i) => ({ index: i, type: l.type, input_shape: l.input_shape,
+      output_shape: l.output_shape, forward: {}, backward: {}, params: {} }));
+    overview.render({ network, layers }, { phase: "forward", kind: "empty", layer: -1, column: -1, grad: false });
+  }
+  const canvas = $("detail").querySelector("canvas");
+  if (canvas) canvas.setAttribute("aria-label", t("pad.placeholder"));
+  document.body.dataset.empty = "true";
+  if (!document.body.dataset.traces) document.body.dataset.traces = "0";
+  document.body.dataset.tracing = "false";
+}
+
+/** The blank pad's trace, asked for by a step (the learner wants to see the steps of nothing). */
+function traceBlankPad(step) {
+  set({ pendingStep: step });
+  traceBlank = true;
+  try {
+    pad.changed(true);
+  } finally {
+    traceBlank = false;
+  }
 }
 
 async function sendPredict() {
@@ -128,6 +172,7 @@ function showTrace(trace, seq = ++traceSeq) {
     Object.assign(patch, { probabilities: trace.output, prediction: trace.prediction });
   }
   set(patch);
+  delete document.body.dataset.empty;
   if (patch.probabilities) probs.update(trace.output, trace.prediction, currentTarget(get()));
   fillTargets(get());
   showStep();
@@ -139,6 +184,7 @@ function showTrace(trace, seq = ++traceSeq) {
 // ------------------------------------------------------------------ stepping
 function go(i) {
   const { steps } = get();
+  if (!steps.length && !get().trace && get().source.kind === "model" && pad.isEmpty()) return traceBlankPad(Math.max(0, i));
   if (!steps.length) return;
   set({ step: Math.max(0, Math.min(steps.length - 1, i)) });
 }
@@ -309,6 +355,7 @@ function showTrainTrace(trace, input) {
   if (Array.isArray(input) && input.length === 28) patch.input = input;
   if (trace.prediction !== undefined) Object.assign(patch, { probabilities: trace.output, prediction: trace.prediction });
   set(patch);
+  delete document.body.dataset.empty;
   if (patch.probabilities) probs.update(trace.output, trace.prediction, currentTarget(get()));
   showStep();
 }

@@ -64,11 +64,19 @@ def record(name: str, value) -> None:
     print(f"{name}: {value}")
 
 
+# What the page adds to a trace request to get only what it draws (api.js LEAN).
+SELECTION = ("include", "layers", "every_layer", "exclude", "dedupe", "encoding")
+
+
 def traced_request(page, action):
-    """Run `action` and return the JSON body of the /api/trace request it triggers."""
+    """Run `action` and return the JSON body of the /api/trace request it triggers, without the
+    page's selection fields: posted again, it gives the complete trace as nested lists."""
     with page.expect_request(lambda r: r.url.endswith("/api/trace") and r.method == "POST") as req:
         action()
-    return req.value.post_data_json
+    body = req.value.post_data_json
+    assert body["dedupe"] is True and body["encoding"] == "base64"
+    assert "params" not in body["include"]
+    return {k: v for k, v in body.items() if k not in SELECTION}
 
 
 @needs_model
@@ -130,6 +138,7 @@ def test_every_step_of_the_digit_model_without_console_errors(page, screenshots)
 def test_conv_forward_number_equals_the_trace(page, server):
     body = traced_request(page, lambda: (draw(page, ONE), wait_settled(page)))
     trace = httpx.post(server + "/api/trace", json=body, timeout=30).json()
+    trace["layers"][0]["spec"] = trace["network"]["layers"][0]
     go_to_step(page, 0)
     assert page.locator("#detail").get_attribute("data-kind") == "conv"
     page.keyboard.press("]")  # focus moves one position and the sweep stops
@@ -142,14 +151,50 @@ def test_conv_forward_number_equals_the_trace(page, server):
         assert value == trace["layers"][0]["forward"]["z"][f][i][j]
         assert shown.get_attribute("title") == shown.get_attribute("data-value")
         page.keyboard.press("]")
-    # The bias and a product shown in the formula are the trace's numbers too.
-    b = float(page.locator("#formula [data-value]").nth(0).get_attribute("data-value"))
-    a_prev = trace["layers"][0]["forward"]["a_prev"]
-    assert any(math.isclose(b, v) for row in a_prev[0] for v in row) or b == 0.0
+        check_conv_formula(page, trace["layers"][0], f, i, j)
+
+
+def check_conv_formula(page, layer, f, i, j) -> None:
+    """Every number of the conv formula z = Σ a·w + b shown for output (f, i, j) of a
+    one-channel conv: each product's factors are a_prev (0 where padded) and w at their
+    positions, in order; the bias is the trace's b[f]; the result its z."""
+    vals = [
+        float(v)
+        for v in page.eval_on_selector_all(
+            "#formula [data-value]", "(els) => els.map((e) => e.dataset.value)"
+        )
+    ]
+    w, b, a_prev = layer["params"]["w"], layer["params"]["b"], layer["forward"]["a_prev"]
+    kh, kw = len(w[f][0]), len(w[f][0][0])
+    spec = layer["spec"]
+    (sh, sw), (ph, pw) = spec["stride"], spec["padding"]
+    assert len(vals) == 2 * kh * kw + 2, vals
+    assert vals[-1] == layer["forward"]["z"][f][i][j]
+    assert vals[-2] == b[f]  # the bias shown is the trace's b, not some input value
+    k = 0
+    for u in range(kh):
+        for v in range(kw):
+            r, q = i * sh + u - ph, j * sw + v - pw
+            inside = 0 <= r < len(a_prev[0]) and 0 <= q < len(a_prev[0][0])
+            assert vals[2 * k] == (a_prev[0][r][q] if inside else 0.0), (u, v)
+            assert vals[2 * k + 1] == w[f][0][u][v], (u, v)
+            k += 1
+
+
+def trace_blank(page) -> None:
+    """The page loads with a blank pad and no trace (its empty state comes from the model's
+    shapes); a step key asks for the blank pad's trace."""
+    assert page.locator("body").get_attribute("data-traces") == "0"
+    assert page.locator("body").get_attribute("data-empty") == "true"
+    page.locator("body").focus()
+    page.keyboard.press("ArrowLeft")
+    page.wait_for_function("() => document.body.dataset.traces !== '0'")
+    wait_traced(page)
 
 
 @needs_model
 def test_clicking_an_output_cell_focuses_it(page):
+    trace_blank(page)
     go_to_step(page, 0)
     # The layout can still settle (a resize remounts the view): wait for a stable grid position.
     grid = None
@@ -220,8 +265,10 @@ def test_controls_are_labelled_and_keyboard_works(page):
       .map((e) => e.outerHTML.slice(0, 80))""")
     assert unnamed == []
     page.locator("body").focus()
+    page.keyboard.press("ArrowRight")  # the first step asks for the blank pad's trace
+    page.wait_for_function("() => document.querySelector('#step-counter').dataset.index === '1'")
     page.keyboard.press("ArrowRight")
-    assert page.locator("#step-counter").get_attribute("data-index") == "1"
+    assert page.locator("#step-counter").get_attribute("data-index") == "2"
     page.keyboard.press(" ")
     assert page.locator("#step-play").get_attribute("aria-pressed") == "true"
     page.keyboard.press(" ")

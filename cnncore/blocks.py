@@ -245,7 +245,7 @@ class Block(Layer):
             type=self.spec["type"],
             input_shape=self.spec["input_shape"],
             output_shape=self.spec["output_shape"],
-            params={k: np.ascontiguousarray(v) for k, v in self.params.items()},
+            params={},  # each inner layer's entry carries its own
         )
         return d
 
@@ -298,21 +298,20 @@ class Residual(Block):
         d = self._base_entry(rec, index, path)
         here = path or (index,)
         x = rec.extra
-        d["forward"] = {
-            "a_prev": one(rec.a_prev),
-            "f": one(x["f"]),
-            "skip": one(x["skip"]),
-            "z": one(rec.z),
-            "a": one(rec.a),
-        }
+        d["forward"] = {"a_prev": one(rec.a_prev), "z": one(rec.z), "a": one(rec.a)}
         d["backward"] = {
             "dC_da": one(rec.dC_da),
             "dC_dz": one(rec.dC_dz),
             "dC_db": None,
             "dC_dw": None,
+            "dC_da_prev": one(rec.dC_da_prev),
+        }
+        # the two paths: z = f + skip forward; dC_da_prev = dC_da_prev_path + dC_da_prev_skip
+        d["split"] = {
+            "f": one(x["f"]),
+            "skip": one(x["skip"]),
             "dC_da_prev_path": one(x["dC_da_prev_path"]),
             "dC_da_prev_skip": one(x["dC_da_prev_skip"]),
-            "dC_da_prev": one(rec.dC_da_prev),
         }
         n = len(self.inner)
         d["layers"] = self._entries(

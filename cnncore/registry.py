@@ -154,7 +154,8 @@ def _residual_values(spec: dict) -> int:
 
 
 def _concat_values(spec: dict) -> int:
-    return len(spec["branches"]) * math.prod(spec["input_shape"])  # dC/da_prev per branch
+    # the slices of dC/da per branch, and each branch's dC/da_prev
+    return math.prod(spec["output_shape"]) + len(spec["branches"]) * math.prod(spec["input_shape"])
 
 
 TYPES: dict[str, LayerType] = {
@@ -357,8 +358,9 @@ def trace_values(layers: list[dict], learning_rate: bool) -> int:
     total = 0
     for _, spec in walk(layers):
         n_in, n_out = math.prod(spec["input_shape"]), math.prod(spec["output_shape"])
-        total += 2 * n_in + 4 * n_out + (3 if learning_rate else 2) * spec["param_count"]
-        total += TYPES[spec["type"]].extra_values(spec)
+        total += 2 * n_in + 4 * n_out + TYPES[spec["type"]].extra_values(spec)
+        if TYPES[spec["type"]].kind == "layer":  # a block's parameters are its layers'
+            total += (3 if learning_rate else 2) * spec["param_count"]
     return total
 
 

@@ -556,6 +556,96 @@ _AVGPOOL = Scenario(
     target=[[[2, 3], [0, 5]]],
 )
 
+# --------------------------------------------------------------------------- 12. residual block
+
+_RESIDUAL = Scenario(
+    id="residual-block",
+    title={
+        "en": "A residual block: the skip adds the input back",
+        "zh": "残差块：跳跃连接把输入加回来",
+    },
+    note={
+        "en": (
+            "F is one 3×3 conv (padding 1) whose kernel reads the cell above, the cell to the "
+            "left and −2 × the cell itself; the block adds the input back before its ReLU, so "
+            "z = F(x) + x, e.g. at row 1, column 2: 3 + 0 = 3. Backward, the add passes dC/dz "
+            "unchanged to both paths: down F (the full convolution with the rotated kernel) "
+            "and along the skip (dC/dz itself). At the input they add: at row 1, column 2, "
+            "dC/da_prev = −4 (F path) + 2 (skip) = −2."
+        ),
+        "zh": (
+            "F 是一个 3×3 卷积（padding 1），卷积核取上方格子、左边格子和 −2 × 自身；"
+            "残差块在 ReLU 之前把输入加回来，所以 z = F(x) + x，例如第 1 行第 2 列：3 + 0 = 3。"
+            "反向时，加法把 dC/dz 原样传给两条路径：沿 F 往下（与旋转后的卷积核做完全卷积），"
+            "以及沿跳跃连接（就是 dC/dz 本身）。两份梯度在输入处相加：第 1 行第 2 列的 "
+            "dC/da_prev = −4（F 路径）+ 2（跳跃）= −2。"
+        ),
+    },
+    spec={
+        "input_shape": [1, 4, 4],
+        "layers": [
+            {
+                "type": "residual",
+                "layers": [_conv(1, 3, padding=1)],
+                "activation": "relu",
+                "projection": None,
+            }
+        ],
+        "loss": "mse",
+    },
+    params=[{"layers.0.w": [[[[0, 1, 0], [1, -2, 0], [0, 0, 0]]]], "layers.0.b": [0]}],
+    input=[[[1, 0, 2, 1], [3, 1, 0, 2], [0, 2, 1, 1], [2, 1, 3, 0]]],
+    target=[[[1, 1, 1, 1], [1, 1, 1, 1], [1, 1, 1, 1], [1, 1, 1, 1]]],
+)
+
+# --------------------------------------------------------------------------- 13. two branches
+
+_INCEPTION = Scenario(
+    id="inception-branches",
+    title={
+        "en": "Two branches side by side, concatenated (Inception)",
+        "zh": "两个并排的分支，按通道拼接（Inception）",
+    },
+    note={
+        "en": (
+            "The same 3×3 input goes through two branches: a 1×1 conv that doubles every cell, "
+            "and a 3×3 conv with padding 1 that adds the four neighbours and subtracts 1. "
+            "Their outputs are stacked as channels 0 and 1 of a 2×3×3 output. Backward, "
+            "dC/dz is sliced: channel 0 goes to the 1×1 branch, channel 1 to the 3×3 branch, "
+            "and the two input gradients add: at row 1, column 2, dC/da_prev = 2 (1×1 branch: "
+            "2 × 1) + 1 (3×3 branch: the neighbour's 1) = 3."
+        ),
+        "zh": (
+            "同一个 3×3 输入走两个分支：一个 1×1 卷积把每个格子乘 2，"
+            "一个 padding 1 的 3×3 卷积把四个邻居相加再减 1。"
+            "两个输出按通道叠成 2×3×3 的输出（通道 0 和通道 1）。"
+            "反向时，dC/dz 被切开：通道 0 交给 1×1 分支，通道 1 交给 3×3 分支，"
+            "两份输入梯度再相加：第 1 行第 2 列的 dC/da_prev = 2（1×1 分支：2 × 1）"
+            "+ 1（3×3 分支：邻居的 1）= 3。"
+        ),
+    },
+    spec={
+        "input_shape": [1, 3, 3],
+        "layers": [
+            {
+                "type": "concat",
+                "branches": [[_conv(1, 1)], [_conv(1, 3, padding=1)]],
+            }
+        ],
+        "loss": "mse",
+    },
+    params=[
+        {
+            "branches.0.0.w": [[[[2]]]],
+            "branches.0.0.b": [0],
+            "branches.1.0.w": [[[[0, 1, 0], [1, 0, 1], [0, 1, 0]]]],
+            "branches.1.0.b": [-1],
+        }
+    ],
+    input=[[[1, 2, 0], [0, 1, 3], [2, 1, 1]]],
+    target=[[[1, 4, 0], [0, 2, 5], [4, 2, 2]], [[1, 3, 4], [3, 4, 3], [0, 3, 3]]],
+)
+
 # --------------------------------------------------------------------------- registry
 
 SCENARIOS: dict[str, Scenario] = {
@@ -572,11 +662,14 @@ SCENARIOS: dict[str, Scenario] = {
         _CORRELATE_CONVOLVE,
         _OVERLAPPING_MAXPOOL,
         _AVGPOOL,
+        _RESIDUAL,
+        _INCEPTION,
     )
 }
 
 # Which item (1..9) of the list of worked examples in issue 2 each scenario covers; item 6
 # ("valid" vs "same", and stride 2, on one input) is three networks, so three scenarios.
+# 10 and 11 are issue 14's blocks (a residual block, an Inception-style concat).
 ITEMS: dict[str, int] = {
     "conv-dense": 1,
     "two-conv": 2,
@@ -589,6 +682,8 @@ ITEMS: dict[str, int] = {
     "correlate-convolve": 7,
     "overlapping-maxpool": 8,
     "avgpool": 9,
+    "residual-block": 10,  # issue 14's two blocks, after issue 2's nine items
+    "inception-branches": 11,
 }
 
 

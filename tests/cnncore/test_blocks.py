@@ -298,6 +298,9 @@ def _compare(mine: dict, theirs: dict, where: str, atol: float = ATOL) -> int:
             for b, (mc, tc) in enumerate(zip(mine["branches"], want, strict=True)):
                 for i, (m, t) in enumerate(zip(mc, tc, strict=True)):
                     n += _compare(m, t, f"{where}.branches[{b}][{i}]", atol)
+        elif key in ("f", "skip", "dC_da_prev_path", "dC_da_prev_skip"):
+            np.testing.assert_allclose(mine["split"][key], want, rtol=0, atol=atol, err_msg=what)
+            n += 1
         elif key in ("split_dC_da", "split_dC_da_prev"):
             part = mine["split"][key.removeprefix("split_")]
             for g, w in zip(part, want, strict=True):
@@ -438,14 +441,16 @@ def test_residual_trace_shows_the_split_and_the_sum():
     spec = spec_of(residual([conv(3, act="relu"), conv(2)], projection={"kernel_size": 1}))
     net, x, _ = _randomized(spec, 4)
     entry = net.trace(x, np.ones((2, 5, 5))).to_dict()["layers"][0]
-    fw, bw = entry["forward"], entry["backward"]
-    assert np.array_equal(fw["z"], fw["f"] + fw["skip"])
-    assert np.array_equal(bw["dC_da_prev"], bw["dC_da_prev_path"] + bw["dC_da_prev_skip"])
-    assert np.array_equal(bw["dC_da_prev_path"], entry["layers"][0]["backward"]["dC_da_prev"])
-    assert np.array_equal(bw["dC_da_prev_skip"], entry["projection"]["backward"]["dC_da_prev"])
+    fw, bw, sp = entry["forward"], entry["backward"], entry["split"]
+    assert np.array_equal(fw["z"], sp["f"] + sp["skip"])
+    assert np.array_equal(bw["dC_da_prev"], sp["dC_da_prev_path"] + sp["dC_da_prev_skip"])
+    assert np.array_equal(sp["dC_da_prev_path"], entry["layers"][0]["backward"]["dC_da_prev"])
+    assert np.array_equal(sp["dC_da_prev_skip"], entry["projection"]["backward"]["dC_da_prev"])
+    assert np.array_equal(sp["f"], entry["layers"][1]["forward"]["a"])
     assert entry["layers"][1]["path"] == [0, "layers", 1]
     assert entry["projection"]["path"] == [0, "projection"]
-    assert set(entry["params"]) == {
+    assert entry["params"] == {}  # the inner entries carry them; the network's are flat:
+    assert set(net.params[0]) == {
         "layers.0.w", "layers.0.b", "layers.1.w", "layers.1.b", "projection.w", "projection.b"
     }  # fmt: skip
 

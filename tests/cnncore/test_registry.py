@@ -44,7 +44,9 @@ def _count(entries) -> int:
             total += sum(v.size for v in e[part].values() if v is not None)
         total += sum(v.size for v in e["params"].values())
         total += e["argmax"].size if "argmax" in e else 0
-        total += sum(v.size for v in e.get("split", {}).get("dC_da_prev", []))
+        split = e.get("split", {})
+        total += sum(v.size for v in split.get("dC_da_prev", []))
+        total += sum(v.size for k, v in split.items() if not isinstance(v, list))
         total += _count(e.get("layers", []))
         total += _count([e["projection"]] if e.get("projection") else [])
         for chain in e.get("branches", []):

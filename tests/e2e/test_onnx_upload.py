@@ -5,6 +5,8 @@ is a clear message."""
 
 from __future__ import annotations
 
+import base64
+import gzip
 import io
 import json
 import warnings
@@ -17,6 +19,22 @@ from .helpers import ONE, draw, go_to_step, step_total, wait_settled, wait_trace
 pytestmark = pytest.mark.e2e
 torch = pytest.importorskip("torch")
 nn = torch.nn
+
+
+def arr(v) -> np.ndarray:
+    """A JSON array, or the page's exact base64 form {dtype, shape, data}, as NumPy."""
+    if isinstance(v, dict) and "data" in v:
+        raw = base64.b64decode(v["data"])
+        return np.frombuffer(raw, dtype=np.dtype(v["dtype"]).newbyteorder("<")).reshape(v["shape"])
+    return np.asarray(v, dtype=np.float64)
+
+
+def sent(request) -> dict:
+    """The JSON body the page sent (it gzips large bodies)."""
+    raw = request.post_data_buffer
+    if (request.headers.get("content-encoding") or "") == "gzip":
+        raw = gzip.decompress(raw)
+    return json.loads(raw)
 
 
 def export(model, shape, path):
@@ -56,15 +74,15 @@ def test_upload_a_pytorch_digit_net_draw_and_step(page, tmp_path, screenshots):
     with page.expect_response(lambda r: r.url.endswith("/api/trace")) as resp:
         draw(page, ONE)
         wait_settled(page)
-    body = json.loads(resp.value.request.post_data)
+    body = sent(resp.value.request)
     trace = resp.value.json()
     assert [layer["type"] for layer in body["network"]["layers"]] == [
         "conv2d", "maxpool2d", "flatten", "dense"
     ]  # fmt: skip
     # the page traced the uploaded network: PyTorch on the same input gives the same numbers
-    x = torch.tensor(np.asarray(body["input"], dtype=np.float64)).reshape(1, 1, 28, 28)
+    x = torch.tensor(arr(body["input"])).reshape(1, 1, 28, 28)
     want = model.double()(x).exp().detach().numpy()[0]
-    np.testing.assert_allclose(trace["output"], want, atol=1e-12)
+    np.testing.assert_allclose(arr(trace["output"]), want, atol=1e-12)
     # the bars show those probabilities
     shown = page.locator("#probs .prob-value").all_inner_texts()
     assert len(shown) == 10
@@ -74,6 +92,13 @@ def test_upload_a_pytorch_digit_net_draw_and_step(page, tmp_path, screenshots):
     go_to_step(page, n - 1)
     go_to_step(page, 1)
     page.screenshot(path=str(screenshots / "onnx-upload-digit-net.png"))
+    # one learning step on the uploaded network: the loss goes down
+    with page.expect_response(lambda r: r.url.endswith("/api/learn")) as learned:
+        page.locator("#learn-apply").click()
+    assert learned.value.status == 200
+    r = learned.value.json()
+    assert r["loss_after"] < r["loss_before"]
+    wait_traced(page)
     assert not page.messages.problems(), page.messages.problems()
 
 
@@ -90,10 +115,10 @@ def test_other_input_sizes_get_the_input_card(page, tmp_path):
     assert step_total(page) > 4
     with page.expect_response(lambda r: r.url.endswith("/api/trace")) as resp:
         page.locator("#onnx-random").click()
-    body = json.loads(resp.value.request.post_data)
-    x = torch.tensor(np.asarray(body["input"], dtype=np.float64))[None]
+    body = sent(resp.value.request)
+    x = torch.tensor(arr(body["input"]))[None]
     want = model.double()(x).detach().numpy()[0]
-    np.testing.assert_allclose(resp.value.json()["output"], want, atol=1e-12)
+    np.testing.assert_allclose(arr(resp.value.json()["output"]), want, atol=1e-12)
     wait_traced(page)
 
     # a tiny input gets a number editor
@@ -104,7 +129,7 @@ def test_other_input_sizes_get_the_input_card(page, tmp_path):
     with page.expect_response(lambda r: r.url.endswith("/api/trace")) as resp:
         fields.nth(5).fill("2.5")
         fields.nth(5).dispatch_event("change")
-    assert json.loads(resp.value.request.post_data)["input"][0][1][1] == 2.5
+    assert arr(sent(resp.value.request)["input"])[0][1][1] == 2.5
     wait_traced(page)
 
     # back to the digit model: the cards of the upload go away

@@ -104,7 +104,7 @@ export class Grid {
         ctx.fillRect(c * cw, r * ch, cw, ch);
         if (this.numbers && !this.empty) {
           ctx.fillStyle = pad ? CONFIG.colors.text : textColor(v, this.maxAbs);
-          if (!fitText(ctx, v, cw - 2, font, c * cw + cw / 2, r * ch + ch / 2 + 0.5)) this.dropped = (this.dropped || 0) + 1;
+          if (!fitText(ctx, v, cw - 1, font, c * cw + cw / 2, r * ch + ch / 2 + 0.5)) this.dropped = (this.dropped || 0) + 1;
         }
       }
     }
@@ -203,7 +203,8 @@ export class Grid {
  */
 function fitText(ctx, v, room, font, x, y) {
   const texts = [fmt(v), fmt(v, 2), fmt(v, 1)];
-  if (v !== 0 && Number.isFinite(v)) texts.push(fmt(v, 1).replace(/^(−?)(\d)(?:\.\d+)?e/, "$1$2e"), compactExp(v));
+  // Then without the leading zero ("−.07", as compact tables print it) and as "−7e-2".
+  if (v !== 0 && Number.isFinite(v)) texts.push(...texts.map((s) => s.replace(/^(\u2212?)0\./, "$1.")), compactExp(v));
   for (let size = font; size >= 7; size -= 1) {
     ctx.font = `${size}px ${FONT}`;
     for (const s of texts) {

@@ -33,8 +33,15 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("CNNVIZ_CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 ONE = [[(0.52, 0.16 + 0.68 * k / 24) for k in range(25)]]
 STROKES = [
@@ -51,7 +58,7 @@ def free_port() -> int:
 
 
 def serve(port: int) -> subprocess.Popen:
-    log = tempfile.TemporaryFile()
+    log = tempfile.TemporaryFile()  # noqa: SIM115 (the server writes to it until it stops)
     proc = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--log-level", "warning"],
         cwd=ROOT,
@@ -119,7 +126,8 @@ def quiet(page, ms: int = 400) -> None:
 
 LATENCY_JS = """() => {
   window.__up = 0; window.__lat = [];
-  document.querySelector('#pad').addEventListener('pointerup', () => { window.__up = performance.now(); });
+  const pad = document.querySelector('#pad');
+  pad.addEventListener('pointerup', () => { window.__up = performance.now(); });
   new MutationObserver(() => {
     if (window.__up) { window.__lat.push(performance.now() - window.__up); window.__up = 0; }
   }).observe(document.body, { attributes: true, attributeFilter: ['data-traces'] });
@@ -127,8 +135,10 @@ LATENCY_JS = """() => {
 
 
 DATA_LAYER_JS = """async () => {
-  const m = await import(document.querySelector('script[type=module]').src.replace('main.js', 'api.js'));
-  const input = Array.from({length: 28}, (_, i) => Array.from({length: 28}, (_, j) => ((i * 7 + j * 3) % 11) / 10));
+  const src = document.querySelector('script[type=module]').src;
+  const m = await import(src.replace('main.js', 'api.js'));
+  const row = (i) => Array.from({length: 28}, (_, j) => ((i * 7 + j * 3) % 11) / 10);
+  const input = Array.from({length: 28}, (_, i) => row(i));
   const body = {model: 'digits', input, target: 3};
   const params = await m.paramsOf('digits');
   const t = {full: [], lean: [], health: []};

@@ -1,6 +1,7 @@
 // Which animator draws which step. Parameter-gradient steps depend on the layer type.
 
 import { activation } from "./activation.js";
+import { concatJoin, concatSplit, concatSum } from "./concat.js";
 import { convForward } from "./conv.js";
 import { convBias, convWeight } from "./conv_backward.js";
 import { convInputGrad } from "./conv_input_grad.js";
@@ -10,6 +11,7 @@ import { flatten } from "./flatten.js";
 import { loss } from "./loss.js";
 import { poolForward } from "./pool.js";
 import { poolBackward } from "./pool_backward.js";
+import { residualAdd, residualSplit, residualSum } from "./residual.js";
 
 const byLayer = (conv, dense) => (ui, ctx) => (ctx.spec.type === "conv2d" ? conv : dense)(ui, ctx);
 
@@ -26,4 +28,11 @@ export const ANIMATORS = {
   weight_grad: byLayer(convWeight, denseBackward),
   input_grad: byLayer(convInputGrad, denseBackward),
   pool_back: poolBackward,
+  // blocks (steps.js walks into them; their inner layers use the animators above)
+  res_add: residualAdd,
+  res_split: residualSplit,
+  res_sum: residualSum,
+  concat_join: concatJoin,
+  concat_split: concatSplit,
+  concat_sum: concatSum,
 };

@@ -78,7 +78,8 @@ export class DetailView {
     cancelAnimationFrame(this.raf);
     const { trace, step } = this;
     if (!trace || !step) return;
-    const spec = trace.network.layers[step.layer];
+    // a step inside a block carries its inner layer's spec and trace entry (steps.js)
+    const spec = step.spec || trace.network.layers[step.layer];
     this.title.textContent = t(stepTitleKey(step, spec), this.titleVars(spec));
     this.controls.replaceChildren();
     this.formulaEl.replaceChildren();
@@ -88,7 +89,7 @@ export class DetailView {
     this.canvas.setAttribute("aria-label", this.title.textContent);
     this.sizeCanvas();
     const factory = ANIMATORS[step.kind];
-    this.anim = factory(this.ui(), { trace, step, spec, layer: trace.layers[step.layer] });
+    this.anim = factory(this.ui(), { trace, step, spec, layer: step.entry || trace.layers[step.layer] });
     // How many drawn maps are too big to print their numbers (0 for every worked example).
     const grids = (this.anim.grids ? this.anim.grids() : []).filter((g) => g && !g.empty);
     this.root.dataset.unnumbered = String(grids.filter((g) => !g.numbers).length);
@@ -111,7 +112,7 @@ export class DetailView {
 
   titleVars(spec) {
     const k = spec.kernel_size ? spec.kernel_size.join("×") : "";
-    return { n: this.step.layer + 1, k, act: spec.activation || "", units: spec.units ?? "" };
+    return { n: this.step.label || this.step.layer + 1, k, act: spec.activation || "", units: spec.units ?? "" };
   }
 
   /** The toolkit an animator gets: canvas, text, controls, and a way to move the focus. */

@@ -26,7 +26,58 @@ export function layerName(spec) {
   if (spec.type === "maxpool2d") return t("layer.maxpool", { k });
   if (spec.type === "avgpool2d") return t("layer.avgpool", { k });
   if (spec.type === "flatten") return t("layer.flatten");
+  if (spec.type === "residual") return t("layer.residual") + act;
+  if (spec.type === "concat") return t("layer.concat", { n: spec.branches.length });
   return t("layer.dense", { n: spec.units }) + act;
+}
+
+const SVG = "http://www.w3.org/2000/svg";
+
+/**
+ * A block drawn as a block inside its overview column: a residual block's inner layers in a row
+ * with the skip as an arc over them (to the ⊕ where they meet), a concat block's branches side
+ * by side. The chip of the inner layer the current step is in is highlighted.
+ */
+function blockDiagram(spec, entry, step) {
+  const box = el("div", `ov-block ov-${spec.type}`);
+  const chip = (s, e) => {
+    const c = el("span", "ov-chip", layerName(s));
+    c.title = `${layerName(s)} · ${shapeText(s.output_shape)}`;
+    if (step && step.entry && e && step.entry === e) c.classList.add("current");
+    return c;
+  };
+  const inner = [];
+  if (spec.type === "residual") {
+    const lane = el("div", "ov-lane");
+    spec.layers.forEach((s, j) => {
+      lane.append(chip(s, entry && entry.layers && entry.layers[j]));
+      inner.push(layerName(s));
+    });
+    lane.append(el("span", "ov-plus", "⊕"));
+    const arc = document.createElementNS(SVG, "svg");
+    arc.setAttribute("class", "ov-arc");
+    arc.setAttribute("viewBox", "0 0 100 20");
+    arc.setAttribute("preserveAspectRatio", "none");
+    arc.setAttribute("aria-hidden", "true");
+    const path = document.createElementNS(SVG, "path");
+    path.setAttribute("d", "M 2 19 C 2 2, 98 2, 98 19");
+    arc.append(path);
+    const skip = el("span", "ov-skip-label", t("overview.skip") + (spec.projection ? ` · ${layerName(spec.projection)}` : ""));
+    if (spec.projection && step && step.entry && entry && step.entry === entry.projection) skip.classList.add("current");
+    inner.push(skip.textContent);
+    box.append(skip, arc, lane);
+  } else {
+    spec.branches.forEach((chain, b) => {
+      const lane = el("div", "ov-lane");
+      lane.append(el("span", "ov-branch-label", t("overview.branch", { b: b + 1 })));
+      chain.forEach((s, j) => lane.append(chip(s, entry && entry.branches && entry.branches[b] && entry.branches[b][j])));
+      inner.push(chain.map(layerName).join(" → "));
+      box.append(lane);
+    });
+  }
+  box.setAttribute("role", "img");
+  box.setAttribute("aria-label", t("overview.blockAria", { name: layerName(spec), inner: inner.join("; ") }));
+  return box;
 }
 
 export class Overview {
@@ -68,6 +119,10 @@ export class Overview {
       head.setAttribute("aria-label", t("overview.columnAria", { name: layerName(spec), shape: shapeText(shape) }));
       head.addEventListener("click", () => this.onPick(k));
       col.append(head);
+      if (spec && (spec.type === "residual" || spec.type === "concat")) {
+        col.classList.add("ov-block-col");
+        col.append(blockDiagram(spec, trace.layers[k - 1], step));
+      }
       // While a conv or dense step computes z, its column shows z (the activation comes next).
       const showZ = !grad && k === step.column && (step.kind === "conv" || step.kind === "dense") &&
         trace.network.layers[k - 1].activation !== "identity";

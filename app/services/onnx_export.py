@@ -4,7 +4,9 @@ Each layer becomes the standard operators PyTorch exports for it: conv2d -> Conv
 Sigmoid or Tanh), maxpool2d -> MaxPool, avgpool2d -> AveragePool (count_include_pad=1, the
 engine's and PyTorch's default), flatten -> Flatten (axis 1), dense -> Gemm (transB=1, the
 weight kept in PyTorch's (units, in_features) layout), softmax -> Softmax (axis 1). The input
-is `input` [batch, C, H, W] with a symbolic batch axis; the output is `output`.
+is `input` [batch, C, H, W] with a symbolic batch axis; the output is `output`. A residual
+block becomes its layers, its projection (a Conv) or the input itself, an Add and the block's
+activation; a concat block its branches and a Concat along axis 1.
 """
 
 from __future__ import annotations
@@ -17,6 +19,11 @@ OPSET = 17
 ACT_OPS = {"relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh", "softmax": "Softmax"}
 
 
+def _sub(p: dict, prefix: str) -> dict:
+    """A block's flat dotted params ("layers.0.w") -> one inner layer's ({"w": ...})."""
+    return {k[len(prefix) :]: v for k, v in p.items() if k.startswith(prefix)}
+
+
 def to_onnx(net: Network, name: str = "cnnviz", dtype: str = "float32", doc: str = ""):
     """The network as an onnx.ModelProto (weights in `dtype`: float32 or float64)."""
     import onnx
@@ -27,21 +34,21 @@ def to_onnx(net: Network, name: str = "cnnviz", dtype: str = "float32", doc: str
     np_dtype = np.dtype(dtype)
     elem = TensorProto.FLOAT if dtype == "float32" else TensorProto.DOUBLE
     nodes, inits = [], []
-    cur = "input"
-    for i, (spec, layer) in enumerate(zip(net.spec["layers"], net.layers, strict=True)):
-        t, z = spec["type"], f"layer{i}.z"
+
+    def param(name: str, value: np.ndarray) -> str:
+        inits.append(numpy_helper.from_array(np.asarray(value).astype(np_dtype), name))
+        return name
+
+    def emit(spec: dict, p: dict, cur: str, tag: str) -> str:
+        """One layer (or block) of `spec` with params `p` reading `cur`; returns its output."""
+        t, z = spec["type"], f"{tag}.z"
         if t == "conv2d":
-            w, b = f"layer{i}.w", f"layer{i}.b"
-            inits += [
-                numpy_helper.from_array(layer.params["w"].astype(np_dtype), w),
-                numpy_helper.from_array(layer.params["b"].astype(np_dtype), b),
-            ]
             ph, pw = spec["padding"]
             nodes.append(
                 helper.make_node(
-                    "Conv", [cur, w, b], [z], name=f"layer{i}.conv",
-                    kernel_shape=spec["kernel_size"], strides=spec["stride"],
-                    pads=[ph, pw, ph, pw], dilations=[1, 1], group=1,
+                    "Conv", [cur, param(f"{tag}.w", p["w"]), param(f"{tag}.b", p["b"])], [z],
+                    name=f"{tag}.conv", kernel_shape=spec["kernel_size"],
+                    strides=spec["stride"], pads=[ph, pw, ph, pw], dilations=[1, 1], group=1,
                 )
             )  # fmt: skip
         elif t in ("maxpool2d", "avgpool2d"):
@@ -50,30 +57,43 @@ def to_onnx(net: Network, name: str = "cnnviz", dtype: str = "float32", doc: str
             nodes.append(
                 helper.make_node(
                     "MaxPool" if t == "maxpool2d" else "AveragePool", [cur], [z],
-                    name=f"layer{i}.pool", kernel_shape=spec["kernel_size"],
+                    name=f"{tag}.pool", kernel_shape=spec["kernel_size"],
                     strides=spec["stride"], pads=[ph, pw, ph, pw], ceil_mode=0, **extra,
                 )
             )  # fmt: skip
         elif t == "flatten":
-            nodes.append(helper.make_node("Flatten", [cur], [z], name=f"layer{i}.flatten", axis=1))
+            nodes.append(helper.make_node("Flatten", [cur], [z], name=f"{tag}.flatten", axis=1))
         elif t == "dense":
-            w, b = f"layer{i}.w", f"layer{i}.b"
-            inits += [
-                numpy_helper.from_array(layer.params["w"].astype(np_dtype), w),
-                numpy_helper.from_array(layer.params["b"].astype(np_dtype), b),
-            ]
-            nodes.append(
-                helper.make_node("Gemm", [cur, w, b], [z], name=f"layer{i}.dense", transB=1)
-            )
+            w, b = param(f"{tag}.w", p["w"]), param(f"{tag}.b", p["b"])
+            nodes.append(helper.make_node("Gemm", [cur, w, b], [z], name=f"{tag}.dense", transB=1))
+        elif t == "residual":
+            f = cur
+            for j, inner in enumerate(spec["layers"]):
+                f = emit(inner, _sub(p, f"layers.{j}."), f, f"{tag}.F{j}")
+            skip = cur
+            if spec.get("projection"):
+                skip = emit(spec["projection"], _sub(p, "projection."), cur, f"{tag}.projection")
+            nodes.append(helper.make_node("Add", [f, skip], [z], name=f"{tag}.add"))
+        elif t == "concat":
+            ends = []
+            for b, chain in enumerate(spec["branches"]):
+                v = cur
+                for j, inner in enumerate(chain):
+                    v = emit(inner, _sub(p, f"branches.{b}.{j}."), v, f"{tag}.branch{b}.{j}")
+                ends.append(v)
+            nodes.append(helper.make_node("Concat", ends, [z], name=f"{tag}.concat", axis=1))
         else:
-            raise ValueError(f"layer {i}: type {t!r} has no ONNX export")
-        cur = z
+            raise ValueError(f"{tag}: type {t!r} has no ONNX export")
         act = spec.get("activation", "identity")
-        if act != "identity":
-            a = f"layer{i}.a"
-            kw = {"axis": 1} if act == "softmax" else {}
-            nodes.append(helper.make_node(ACT_OPS[act], [cur], [a], name=f"layer{i}.{act}", **kw))
-            cur = a
+        if act == "identity":
+            return z
+        kw = {"axis": 1} if act == "softmax" else {}
+        nodes.append(helper.make_node(ACT_OPS[act], [z], [f"{tag}.a"], name=f"{tag}.{act}", **kw))
+        return f"{tag}.a"
+
+    cur = "input"
+    for i, (spec, layer) in enumerate(zip(net.spec["layers"], net.layers, strict=True)):
+        cur = emit(spec, layer.params, cur, f"layer{i}")
     # the last node writes the graph's output
     last = nodes[-1]
     last.output[0] = "output"

@@ -21,7 +21,9 @@ padding), GlobalAveragePool, GlobalMaxPool, Flatten and Reshape to a vector, Gem
 (+ Add), Softmax and LogSoftmax last, Identity, Dropout; BatchNormalization folded into the
 Conv before it; a constant Add after a Conv or Gemm folded into its bias; the shape arithmetic
 of a dynamic batch (Shape, Gather, Unsqueeze, Concat, ... on tiny integer tensors) evaluated
-for a Reshape. Opsets 11 to 23.
+for a Reshape; branches from one value that join in an Add (a `residual` block: F and the
+input or one Conv, the projection) or a Concat along the channels (a `concat` block), nested.
+Opsets 11 to 23.
 """
 
 from __future__ import annotations
@@ -459,6 +461,8 @@ class _Walker:
                 indegree[j] -= 1
                 if indegree[j] == 0:
                     ready.append(j)
+        self.node_users = users
+        self.topo_pos = {i: k for k, i in enumerate(order)}
         if len(order) != len(g.node):
             stuck = next(i for i, d in enumerate(indegree) if d > 0)
             raise _invalid(
@@ -632,8 +636,9 @@ class _Walker:
             if name and not self.is_const(name):
                 raise self.refuse(
                     i,
-                    f"input {k} ('{name}') is computed in the graph; cnnviz supports a "
-                    "single path of layers (branches are not supported yet)",
+                    f"input {k} ('{name}') is computed in the graph; cnnviz needs it stored "
+                    "in the model (an initializer), or branches that start at one value and "
+                    "join in an Add or a Concat",
                 )
 
     def only_first_output_used(self, i: int) -> str:
@@ -654,32 +659,7 @@ class _Walker:
         cur = self.input.name
         self.final_activation: str | None = None
         self.log_softmax = False
-        while cur != self.output:
-            users = [i for i in self.consumers.get(cur, []) if i not in self.visited]
-            for i in [i for i in users if g.node[i].op_type == "Shape" and len(users) > 1]:
-                self.shape_of_data(i)
-                users.remove(i)
-            if not users:
-                raise _invalid(f"the value '{cur}' leads nowhere: it is not the graph's output")
-            if len(users) > 1:
-                names = ", ".join(_node_label(g.node[i], i) for i in users[:4])
-                ops = {g.node[i].op_type for i in users}
-                why = (
-                    "residual connections (Add of two branches) and Concat blocks are not "
-                    "supported yet"
-                    if ops & {"Add", "Concat", "Sum"}
-                    else "cnnviz supports a single path of layers"
-                )
-                raise _invalid(f"the value '{cur}' feeds {len(users)} nodes ({names}): {why}")
-            i = users[0]
-            if self.final_activation is not None and g.node[i].op_type not in PASS_THROUGH:
-                raise self.refuse(
-                    i,
-                    f"comes after {'LogSoftmax' if self.log_softmax else 'Softmax'}; softmax must "
-                    "be the network's last operation",
-                )
-            self.visited.add(i)
-            cur = self.step(i, cur)
+        self.chain(cur, None)
         others = [
             i for i, n in enumerate(g.node) if i not in self.visited and n.op_type != "Constant"
         ]
@@ -707,6 +687,172 @@ class _Walker:
                 f"give {want} (shapes don't agree)"
             )
 
+    def chain(self, cur: str, stop: int | None) -> str:
+        """Walk from the value `cur`, appending layers to `self.layers`, up to the graph's
+        output (stop None) or up to the node `stop` that joins branches. Returns the last
+        value."""
+        g = self.graph
+        while True:
+            if stop is None and cur == self.output:
+                return cur
+            users = [i for i in self.consumers.get(cur, []) if i not in self.visited]
+            for i in [i for i in users if g.node[i].op_type == "Shape" and len(users) > 1]:
+                self.shape_of_data(i)
+                users.remove(i)
+            if stop is not None and users == [stop]:
+                return cur
+            if not users:
+                raise _invalid(f"the value '{cur}' leads nowhere: it is not the graph's output")
+            if len(users) > 1:
+                if stop is not None and stop in users:
+                    names = ", ".join(_node_label(g.node[i], i) for i in users[:4])
+                    raise _invalid(
+                        f"the value '{cur}' feeds {names}: a branch that forks again into "
+                        "its own join is not supported"
+                    )
+                cur = self.block(cur, users)
+                continue
+            i = users[0]
+            if self.final_activation is not None and g.node[i].op_type not in PASS_THROUGH:
+                raise self.refuse(
+                    i,
+                    f"comes after {'LogSoftmax' if self.log_softmax else 'Softmax'}; softmax must "
+                    "be the network's last operation",
+                )
+            self.visited.add(i)
+            cur = self.step(i, cur)
+
+    def descendants(self, start: int) -> set[int]:
+        seen, todo = {start}, [start]
+        while todo:
+            for j in self.node_users.get(todo.pop(), ()):
+                if j not in seen:
+                    seen.add(j)
+                    todo.append(j)
+        return seen
+
+    def block(self, cur: str, users: list[int]) -> str:
+        """`cur` feeds several nodes: branches that join again at an Add (a residual block)
+        or a Concat along the channels (a concat block). Walks each branch, returns the
+        join's output."""
+        g = self.graph
+        common = set.intersection(*(self.descendants(u) for u in users))
+        names = ", ".join(_node_label(g.node[i], i) for i in users[:4])
+        if not common:
+            raise _invalid(
+                f"the value '{cur}' feeds {len(users)} nodes ({names}) whose paths never join "
+                "again; cnnviz imports one network with one output"
+            )
+        m = min(common, key=self.topo_pos.__getitem__)
+        join = g.node[m]
+        if join.op_type not in ("Add", "Sum", "Concat"):
+            raise self.refuse(
+                m,
+                f"joins the branches from '{cur}' ({names}); cnnviz joins branches only with "
+                "Add (a residual block) or Concat along the channels (a concat block)",
+            )
+        start_shape = list(self.shape)
+        outer_layers = self.layers
+        branches = []  # (layers, shape, end value, first mapped entry, last)
+        for u in users:
+            if u == m:
+                branches.append(([], list(start_shape), cur, len(self.mapped), len(self.mapped)))
+                continue
+            self.layers, self.shape = [], list(start_shape)
+            first = len(self.mapped)
+            self.visited.add(u)
+            out = self.chain(self.step(u, cur), m)
+            branches.append((self.layers, self.shape, out, first, len(self.mapped)))
+        self.layers = outer_layers
+        self.visited.add(m)
+        out = self.only_first_output_used(m)
+        ends = [b[2] for b in branches]
+        inputs = list(join.input)
+        if sorted(inputs) != sorted(ends) or len(set(inputs)) != len(inputs):
+            raise self.refuse(
+                m,
+                f"joins {inputs}, but the branches from '{cur}' end in {ends}; every input "
+                "must be one branch",
+            )
+        branches.sort(key=lambda b: inputs.index(b[2]))
+        k = len(self.layers)
+        if join.op_type == "Concat":
+            spec, params, labels, shape = self._concat(m, join, branches, k)
+        else:
+            spec, params, labels, shape = self._residual(m, branches, k)
+        for (_, _, _, first, last), label in zip(branches, labels, strict=True):
+            for e in self.mapped[first:last]:
+                inner = "" if e["layer"] is None else f"[{e['layer']}]"
+                e["as"] = f"in layer {k} ({spec['type']}) {label}{inner}: {e['as']}"
+                e["layer"] = k
+        self.shape = list(start_shape)
+        self.add_layer(m, spec, params, f"{spec['type']} block", out_shape=shape)
+        return out
+
+    def _residual(self, m: int, branches: list, k: int):
+        if len(branches) != 2:
+            raise self.refuse(m, "adds more than two branches; a residual block adds two")
+
+        def is_skip(b) -> bool:
+            layers = b[0]
+            return not layers or (
+                len(layers) == 1
+                and layers[0].spec["type"] == "conv2d"
+                and layers[0].spec["activation"] == "identity"
+            )
+
+        main, skip = branches
+        if not is_skip(skip) or (not main[0] and skip[0]):
+            main, skip = skip, main
+        if not main[0] or not is_skip(skip):
+            raise self.refuse(
+                m,
+                "adds two branches, but neither is the block's input itself or a single Conv "
+                "(a projection): cnnviz's residual block is a = g(F(x) + x) or "
+                "g(F(x) + conv(x))",
+            )
+        if main[1] != skip[1]:
+            raise self.refuse(m, f"adds shapes {main[1]} and {skip[1]} (shapes don't agree)")
+        spec = {
+            "type": "residual",
+            "layers": [lay.spec for lay in main[0]],
+            "activation": "identity",
+            "projection": skip[0][0].spec if skip[0] else None,
+        }
+        params = {
+            f"layers.{i}.{n}": v for i, lay in enumerate(main[0]) for n, v in lay.params.items()
+        }
+        if skip[0]:
+            params.update({f"projection.{n}": v for n, v in skip[0][0].params.items()})
+        labels = ["F" if b is main else "projection" for b in branches]
+        return spec, params, labels, list(main[1])
+
+    def _concat(self, m: int, join, branches: list, k: int):
+        ndim = len(branches[0][1])
+        axis = _attrs(join).get("axis", 1)
+        if axis not in (1, -ndim):
+            raise self.refuse(m, f"axis={axis}: cnnviz concatenates along the channels (axis 1)")
+        if any(not b[0] for b in branches):
+            raise self.refuse(
+                m, "concatenates the block's input itself; every branch needs a layer"
+            )
+        shapes = [b[1] for b in branches]
+        if any(len(sh) != ndim or sh[1:] != shapes[0][1:] for sh in shapes):
+            raise self.refuse(
+                m,
+                f"concatenates shapes {shapes}: their heights and widths differ "
+                "(shapes don't agree)",
+            )
+        spec = {"type": "concat", "branches": [[lay.spec for lay in b[0]] for b in branches]}
+        params = {
+            f"branches.{j}.{i}.{n}": v
+            for j, b in enumerate(branches)
+            for i, lay in enumerate(b[0])
+            for n, v in lay.params.items()
+        }
+        shape = [sum(sh[0] for sh in shapes), *shapes[0][1:]]
+        return spec, params, [f"branch {j}" for j in range(len(branches))], shape
+
     def check_declared(self, i: int, name: str) -> None:
         declared = self.declared.get(name)
         if not declared:
@@ -723,20 +869,26 @@ class _Walker:
                 "(shapes don't agree)",
             )
 
-    def add_layer(self, i: int, spec: dict, params: dict, what: str) -> None:
+    def add_layer(
+        self, i: int, spec: dict, params: dict, what: str, out_shape: list | None = None
+    ) -> None:
         t = spec["type"]
-        if t in ("conv2d", "maxpool2d", "avgpool2d"):
+        if t in ("conv2d", "maxpool2d", "avgpool2d") or (out_shape and len(self.shape) == 3):
             try:
                 norm = normalize_spec({"input_shape": self.shape, "layers": [spec], "loss": "mse"})
             except SpecError as exc:
                 msg = str(exc).split(": ", 1)[-1]
                 raise self.refuse(i, f"{msg} (shapes don't agree)") from None
             self.shape = norm["output_shape"]
+        elif out_shape is not None:
+            self.shape = list(out_shape)
         elif t == "flatten":
             self.shape = [math.prod(self.shape)]
         else:
             self.shape = [spec["units"]]
         n = sum(int(v.size) for v in params.values())
+        if t in ("residual", "concat"):
+            n = 0  # its layers' parameters were counted as they were walked
         self.params_total += n
         if self.params_total > self.max_params:
             raise OnnxImportError(
@@ -773,9 +925,7 @@ class _Walker:
         hints = {
             "BatchNormalization": "not supported here; cnnviz folds it only into a Conv "
             "directly before it",
-            "Add": "cnnviz adds only a constant bias here; residual connections are not "
-            "supported yet",
-            "Concat": "channel concatenation is not supported yet",
+            "Concat": "a Concat joins branches that start at one value (a concat block)",
             "Pad": "separate padding is not supported; give the Conv or pool its padding",
             "LeakyRelu": "not supported; the engine's activations are relu, sigmoid and tanh",
             "Shape": "shape computations are not supported; export with a fixed input size "
@@ -911,6 +1061,14 @@ class _Walker:
     def _activation(self, i, node, cur, act: str) -> str:
         self.single_data_input(i, cur)
         out = self.only_first_output_used(i)
+        last = self.layers[-1] if self.layers else None
+        if last is not None and last.spec["type"] == "residual":
+            if last.spec["activation"] != "identity":
+                raise self.refuse(i, "the residual block already has an activation")
+            last.spec["activation"] = act
+            k = len(self.layers) - 1
+            self.mapped.append(self._entry(i, k, f"activation {act} of the residual block {k}"))
+            return out
         # Element-wise and non-decreasing, so it commutes with flatten and with max-pooling:
         # relu(max(x)) = max(relu(x)); outputs and every parameter gradient stay the same.
         k = len(self.layers) - 1
@@ -1117,8 +1275,8 @@ class _Walker:
         if c is None:
             raise self.refuse(
                 i,
-                "adds two computed values (a residual connection); residual blocks are not "
-                "supported yet",
+                "adds two computed values that do not branch from one value; a residual "
+                "block's Add joins F(x) and x (or a Conv of x)",
             )
         self._add_bias(i, c, "added constant")
         self.mapped.append(
@@ -1226,27 +1384,18 @@ def convert(data: bytes, name: str = "imported", max_params: int = MAX_TENSOR_VA
 
 # ---------------------------------------------------------------------------- the web layer
 def _web_caps(spec: dict, s) -> str | None:
-    """Why the page could not trace this network through POST /api/trace, or None."""
-    from .custom import trace_values
+    """Why the page could not trace this network through POST /api/trace, or None: the
+    custom-network caps of /api/trace, checked by the same functions."""
+    from ..errors import ApiError
+    from .custom import _check_caps, count_layers
 
-    cap = s.max_input_shape
-    if any(v > c for v, c in zip(spec["input_shape"], cap, strict=True)):
-        return (
-            f"input shape {spec['input_shape']} is over the cap of {cap[0]} channels and "
-            f"{cap[1]}×{cap[2]} pixels"
-        )
-    if len(spec["layers"]) > s.max_layers:
-        return f"{len(spec['layers'])} layers is over the cap of {s.max_layers}"
-    for i, layer in enumerate(spec["layers"]):
-        c = layer.get("out_channels")
-        if c is not None and c > s.max_channels:
-            return f"layer {i} (conv2d) has {c} channels, over the cap of {s.max_channels}"
-    madds = sum(layer["multiply_adds"] for layer in spec["layers"])
-    if madds > s.max_multiply_adds:
-        return f"{madds:,} multiply-adds per sample is over the cap of {s.max_multiply_adds:,}"
-    values = trace_values(spec, True)
-    if values > s.max_trace_values:
-        return f"a trace would hold {values:,} numbers, over the cap of {s.max_trace_values:,}"
+    n = count_layers(spec["layers"])
+    if n > s.max_layers:
+        return f"{n} layers (blocks' inner layers included) is over the cap of {s.max_layers}"
+    try:
+        _check_caps(spec, s, True)
+    except ApiError as exc:
+        return exc.msg
     # The page sends the parameters back with every trace: ~25 bytes a number as JSON
     if spec["param_count"] * 25 > s.max_body_bytes:
         return (

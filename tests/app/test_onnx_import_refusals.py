@@ -382,7 +382,8 @@ def test_residual_add(client):
             helper.make_node("Add", ["r", "c"], ["y"], name="skip"),
         ]
     )
-    refused(client, model_bytes(nodes, inits), 422, "residual")
+    # F would be the Relu alone: an activation without a layer of its own
+    refused(client, model_bytes(nodes, inits), 422, "Relu at node 'relu'", "activation")
 
 
 def test_concat(client):

@@ -9,12 +9,16 @@ import sys
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    # this package's own name: "app" in a checkout, "cnnviz" in the installed wheel
     uvicorn.run(
-        "app.main:app",
+        f"{__package__ or 'app'}.main:create_app",
+        factory=True,
         host=args.host,
         port=args.port,
         workers=args.workers,
         log_level=args.log_level,
+        timeout_keep_alive=args.timeout_keep_alive,
+        backlog=args.backlog,
     )
     return 0
 
@@ -51,6 +55,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="worker processes; the app is stateless, so any can answer",
     )
     serve.add_argument("--log-level", default="info")
+    from .settings import Settings
+
+    defaults = Settings.from_env()
+    serve.add_argument(
+        "--timeout-keep-alive",
+        type=int,
+        default=defaults.keep_alive_timeout_s,
+        help="seconds an idle keep-alive connection stays open (default %(default)s, "
+        "CNNVIZ_KEEP_ALIVE_TIMEOUT): longer than clients keep idle connections",
+    )
+    serve.add_argument(
+        "--backlog", type=int, default=defaults.backlog, help="listen backlog (%(default)s)"
+    )
     serve.set_defaults(func=_serve)
 
     data = sub.add_parser("data", help="the MNIST digits")

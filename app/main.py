@@ -42,7 +42,7 @@ propagation on the server and returns every tensor, unrounded float64.
 * `GET /api/models`, `GET /api/scenarios`: what is bundled.
 
 Errors (every 4xx) are `{"detail": [{"loc": [...], "msg": "...", "type": "..."}]}`, where
-`loc` names the field. Caps: body 4 MiB, upload 2 MiB, image 512×512; custom networks: input
+`loc` names the field. Caps: body 4 MiB, upload 2 MiB, image {side}×{side}; custom networks: input
 <= 3×64×64, <= 12 layers, <= 64 channels, <= 50 M multiply-adds, <= 1 M numbers in the
 trace. See docs/api.md.
 """
@@ -88,7 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = CnnvizAPI(
         title="cnnviz API",
         version=app_version(),
-        description=DESCRIPTION,
+        description=DESCRIPTION.replace("{side}", str(settings.max_image_side)),
         docs_url=None,
         redoc_url=None,
         openapi_url="/openapi.json",

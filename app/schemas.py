@@ -24,6 +24,8 @@ from pydantic import (
 
 from cnncore.registry import layer_json_schema, spec_json_schema
 
+from .settings import MAX_IMAGE_SIDE
+
 # ----------------------------------------------------------------------------- JSON schemas
 _NUMBER_ARRAY_SCHEMA: dict[str, Any] = {
     "type": "array",
@@ -385,16 +387,19 @@ class PredictRequest(BaseModel):
             {
                 "type": "array",
                 "minItems": 1,
-                "maxItems": 512,
+                "maxItems": MAX_IMAGE_SIDE,
                 "items": {
                     "type": "array",
                     "minItems": 1,
-                    "maxItems": 512,
+                    "maxItems": MAX_IMAGE_SIDE,
                     "items": {"type": "number", "minimum": 0, "maximum": 1},
                 },
             }
         ),
-    ] = Field(description="H×W grayscale, values in [0, 1], ink = 1, 1×1 up to 512×512")
+    ] = Field(
+        description="H×W grayscale, values in [0, 1], ink = 1, 1×1 up to "
+        f"{MAX_IMAGE_SIDE}×{MAX_IMAGE_SIDE}"
+    )
 
 
 class PredictResponse(BaseModel):

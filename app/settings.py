@@ -16,6 +16,21 @@ ROOT = Path(__file__).resolve().parent.parent
 
 MiB = 1024 * 1024
 
+# The largest side of an image POST /api/predict accepts (JSON or upload), in pixels. The one
+# place it is written: Settings, the request schema and the docs read it from here.
+MAX_IMAGE_SIDE = 512
+
+
+def _data_dir(name: str) -> Path:
+    """The page's `static/` or `templates/`: package data of the installed wheel (next to these
+    modules, found through importlib.resources), or the checkout's top-level folder."""
+    from importlib.resources import files
+
+    packaged = files(__package__ or "app") / name
+    if packaged.is_dir():
+        return Path(str(packaged))
+    return ROOT / name
+
 
 def _env_list(name: str) -> tuple[str, ...]:
     raw = os.environ.get(name, "")
@@ -35,8 +50,8 @@ def _env_int(name: str, default: int) -> int:
 @dataclass(frozen=True)
 class Settings:
     # Paths
-    static_dir: Path = ROOT / "static"
-    templates_dir: Path = ROOT / "templates"
+    static_dir: Path = field(default_factory=lambda: _data_dir("static"))
+    templates_dir: Path = field(default_factory=lambda: _data_dir("templates"))
     # None: cnncore's bundled models (cnncore/models/<name>.json + .npz)
     models_dir: Path | None = None
 
@@ -44,7 +59,7 @@ class Settings:
     max_body_bytes: int = 4 * MiB
     max_upload_bytes: int = 2 * MiB
     max_onnx_bytes: int = 3 * MiB  # POST /api/models (.onnx); under max_body_bytes
-    max_image_side: int = 512
+    max_image_side: int = MAX_IMAGE_SIDE
 
     # Caps for a custom network in POST /api/trace
     max_input_shape: tuple[int, int, int] = (3, 64, 64)
@@ -81,6 +96,13 @@ class Settings:
     # with zlib, at level 1. For a browser on the same machine (loopback) sending 4.9 MB
     # takes ~2 ms, so CNNVIZ_GZIP_LEVEL=0 (no gzip) is fastest there. Levels above 1 cost
     # far more for ~8% less (zlib 6: ~240 ms, 1.80 MB); ISA-L's top level is 3.
+    # uvicorn (`cnnviz serve`): how long an idle keep-alive connection stays open. Longer than
+    # clients keep idle pooled connections (httpx: 5 s, browsers: longer), so the server never
+    # closes a connection just as a client sends on it (uvicorn's own 5 s default raced httpx's
+    # 5 s and dropped ~1 request per run under load: "server disconnected without sending a
+    # response"). And the listen backlog for bursts of new connections.
+    keep_alive_timeout_s: int = 75
+    backlog: int = 2048
     gzip_minimum_size: int = 1000
     gzip_level: int = 1
     cors_origins: tuple[str, ...] = field(default_factory=tuple)
@@ -93,6 +115,7 @@ class Settings:
             max_body_bytes=_env_int("CNNVIZ_MAX_BODY_BYTES", 4 * MiB),
             gzip_level=_env_int("CNNVIZ_GZIP_LEVEL", 1),
             blas_threads=_env_int("CNNVIZ_BLAS_THREADS", 1),
+            keep_alive_timeout_s=_env_int("CNNVIZ_KEEP_ALIVE_TIMEOUT", 75),
         )
 
 

@@ -8,7 +8,7 @@ from starlette.datastructures import UploadFile
 from .. import services
 from ..errors import ApiError
 from ..schemas import PredictRequest, PredictResponse
-from ..settings import Settings
+from ..settings import MAX_IMAGE_SIDE, Settings
 from . import ApiRoute, JSONBytes, SettingsDep, errors, run_compute
 
 router = APIRouter(prefix="/api", tags=["predict"], route_class=ApiRoute)
@@ -25,7 +25,8 @@ _REQUEST_BODY = {
                     "file": {
                         "type": "string",
                         "format": "binary",
-                        "description": "a PNG or JPEG, at most 512×512 pixels",
+                        "description": "a PNG or JPEG, at most "
+                        f"{MAX_IMAGE_SIDE}×{MAX_IMAGE_SIDE} pixels",
                     },
                     "model": {"type": "string", "default": "digits", "maxLength": 64},
                 },
@@ -72,10 +73,10 @@ async def _upload(request: Request, s: Settings) -> tuple[str, bytes]:
     },
 )
 async def predict(request: Request, s: SettingsDep) -> JSONBytes:
-    """JSON `{"model": "digits", "image": H×W values in [0, 1], ink = 1}` (up to 512×512), or
-    a multipart upload of a PNG/JPEG in field `file`. The server makes it an MNIST-like 28×28
-    (crop, scale to 20 px, centre of mass at the centre) and returns that `input`, the 10
-    `probabilities` and the `prediction`."""
+    """JSON `{"model": "digits", "image": H×W values in [0, 1], ink = 1}` (each side up to
+    Settings.max_image_side), or a multipart upload of a PNG/JPEG in field `file`. The server
+    makes it an MNIST-like 28×28 (crop, scale to 20 px, centre of mass at the centre) and
+    returns that `input`, the 10 `probabilities` and the `prediction`."""
     ctype = request.headers.get("content-type", "application/json").lower()
     if ctype.startswith("multipart/form-data"):
         model, data = await _upload(request, s)

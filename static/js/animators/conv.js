@@ -77,7 +77,7 @@ export function convForward(ui, { spec, layer }) {
       }
     }
     const extra = [];
-    if (cin > 1) extra.push({ v: others, label: t("conv.otherChannels", { n: cin - 1 }) });
+    if (cin > 1) extra.push({ v: others, label: t(cin === 2 ? "conv.otherChannelsOne" : "conv.otherChannels", { n: cin - 1 }) });
     extra.push({ v: layer.params.b[f], label: `b${f}` });
     // One line per kernel row keeps the products readable; every product is printed.
     ui.formula(...sumEquation({ lhs: [sym("z", `${f},${i},${j}`), mo("=")], terms, extra, result: Z[f][i][j],

@@ -83,7 +83,7 @@ export function convInputGrad(ui, { spec, layer }) {
       }
     }
     const inside = p >= ph && q >= pw && p < Hp - ph && q < Wp - pw;
-    const extra = dz.length > 1 ? [{ v: full[p][q] - own, label: t("convBack.otherOut", { n: dz.length - 1 }) }] : [];
+    const extra = dz.length > 1 ? [{ v: full[p][q] - own, label: t(dz.length === 2 ? "convBack.otherOutOne" : "convBack.otherOut", { n: dz.length - 1 }) }] : [];
     const result = inside ? dx[c][p - ph][q - pw] : full[p][q];
     const tail = inside
       ? math(grad(sym("a", `prev ${c},${p - ph},${q - pw}`)), mo("="), mn(dx[c][p - ph][q - pw], { role: "dx-value" }),

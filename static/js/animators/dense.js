@@ -41,7 +41,7 @@ export function denseForward(ui, { spec, layer }) {
   let prodG = null;
   let u = 0;
 
-  ui.explain(t("dense.explain", { units, inF }));
+  ui.explain(t(units === 1 ? "dense.explainOne" : "dense.explain", { units, inF }));
   ui.notes(t("dense.notes", { units, inF, act: spec.activation }));
 
   function select(p) {

@@ -24,7 +24,7 @@ export function denseBackward(ui, { step, layer }) {
   const colG = grid(L.col, colVals.map((v) => [v]), maxAbs(colVals), { numbers: L.col.ch >= 16 });
   let sel = 0;
 
-  ui.explain(t("denseBack." + mode, { units, inF }));
+  ui.explain(t("denseBack." + mode + (mode === "input_grad" && units === 1 ? "One" : ""), { units, inF }));
   ui.notes(t("denseBack.notes"));
 
   function select(p) {

@@ -386,6 +386,11 @@ export default {
   "train.status.tracing": "Tracing…",
   "train.status.traced": "The stepper shows example {i} (a {label}) of training step {step}, before its update.",
   "train.status.tracedDev": "The stepper shows dev digit {dev} (a {label}) with the trained weights.",
+  "layer.denseOne": "dense, 1 unit",
+  "conv.otherChannelsOne": "(the other input channel)",
+  "convBack.otherOutOne": "(the other filter)",
+  "dense.explainOne": "The single unit takes a weighted sum of all {inF} inputs and adds its bias: z = W a_prev + b. W has one row, the unit's weights.",
+  "denseBack.input_gradOne": "Input k fed the one unit, so ∂C/∂a_k = w[0, k] · ∂C/∂z_0: column k of W times ∂C/∂z (Wᵀ ∂C/∂z).",
   // issue 14: blocks
   "layer.residual": "residual block",
   "layer.concat": "concat, {n} branches",

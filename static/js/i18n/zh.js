@@ -386,6 +386,11 @@ export default {
   "train.status.tracing": "正在追踪…",
   "train.status.traced": "步进器显示训练第 {step} 步中样本 {i}（一个 {label}）在更新之前的情形。",
   "train.status.tracedDev": "步进器显示开发集数字 {dev}（一个 {label}）在训练后权重下的情形。",
+  "layer.denseOne": "全连接，1 个单元",
+  "conv.otherChannelsOne": "（另一个输入通道）",
+  "convBack.otherOutOne": "（另一个卷积核）",
+  "dense.explainOne": "这个唯一的单元对全部 {inF} 个输入做加权求和，再加上偏置：z = W a_prev + b。W 只有一行，就是这个单元的权重。",
+  "denseBack.input_gradOne": "输入 k 只连到这一个单元，所以 ∂C/∂a_k = w[0, k] · ∂C/∂z_0：W 的第 k 列乘以 ∂C/∂z（Wᵀ ∂C/∂z）。",
   // issue 14: blocks
   "layer.residual": "残差块",
   "layer.concat": "拼接，{n} 个分支",

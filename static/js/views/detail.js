@@ -105,7 +105,8 @@ export class DetailView {
     const grids = (this.anim.grids ? this.anim.grids() : []).filter((g) => g && !g.empty);
     const plain = grids.filter((g) => !g.numbers || g.dropped);
     this.root.dataset.unnumbered = String(plain.length);
-    const names = plain.map((g) => g.title || "").filter(Boolean);
+    // Each colours-only map with its scale: ±max|v| of that map, or "all 0".
+    const names = plain.filter((g) => g.title).map((g) => `${g.title} (${g.maxAbs > 0 ? "±" + fmt(g.maxAbs, 2) : t("legend.allZero")})`);
     this.colorsEl.textContent = plain.length
       ? t("detail.colorsOnly", { names: names.length === plain.length ? names.join("; ") : String(plain.length) }) : "";
   }

@@ -28,7 +28,7 @@ export function layerName(spec) {
   if (spec.type === "flatten") return t("layer.flatten");
   if (spec.type === "residual") return t("layer.residual") + act;
   if (spec.type === "concat") return t("layer.concat", { n: spec.branches.length });
-  return t("layer.dense", { n: spec.units }) + act;
+  return t(spec.units === 1 ? "layer.denseOne" : "layer.dense", { n: spec.units }) + act;
 }
 
 const SVG = "http://www.w3.org/2000/svg";
@@ -79,6 +79,7 @@ function blockDiagram(spec, entry, step) {
   box.setAttribute("aria-label", t("overview.blockAria", { name: layerName(spec), inner: inner.join("; ") }));
   return box;
 }
+
 
 export class Overview {
   constructor(root, { onPick }) {

@@ -17,6 +17,11 @@ Prints a markdown table. Request counts are bounded; a run takes about a minute.
 
     .venv/bin/python benchmarks/bench_api.py [--quick] [--workers 1 2] [--clients 1 8 32]
                                              [--only "trace (digits)"]
+    .venv/bin/python benchmarks/bench_api.py --mixed 40 [--compare-keep-alive]
+
+`--mixed` runs only the mixed load (64 threads sharing an httpx client against 2 workers:
+lean and complete traces, predicts, a worked example with a learning rate, learning steps)
+and reports dropped requests (no answer at all), 5xx and the workers' RSS growth.
 
 Clients are threads with one keep-alive `http.client` connection each (a light client, so
 the numbers are the server's, not httpx's).
@@ -33,6 +38,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import argparse
 import http.client
 import io
+import random
 import signal
 import socket
 import statistics
@@ -442,8 +448,118 @@ def targets(rows: list[tuple], sizes: dict[str, int], floors: dict[str, dict]) -
             )
 
 
+# ------------------------------------------------------------------------------ mixed load
+def rss_kb(pid: int) -> int:
+    """Resident memory of a process and all its descendants (the uvicorn workers), in KiB."""
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            with open(f"/proc/{p}/status") as f:
+                total += next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+            with open(f"/proc/{p}/task/{p}/children") as f:
+                todo.extend(int(c) for c in f.read().split())
+        except (OSError, StopIteration):
+            pass
+    return total
+
+
+def mixed_load(seconds: float, clients: int, workers: int, serve_args: list[str]) -> dict:
+    """`clients` threads sharing one httpx client (its connection pool, keep-alive) send a mix
+    of what the page and REST users send (lean and complete digit traces, predicts, a worked
+    example with a learning rate, learning steps) to `cnnviz serve --workers N` for `seconds`.
+    Counts answers by status, requests that got no answer at all ("dropped": the connection
+    closed under them), and the servers' RSS after a warm-up and at the end."""
+    import httpx
+
+    loads = workloads()
+    x28 = orjson.loads(loads["trace (digits)"]["body"])["input"]
+    mix = [
+        ("/api/trace", loads["trace (digits, lean base64)"]["body"]),
+        ("/api/predict", loads["predict (JSON 280×280)"]["body"]),
+        ("/api/trace", b'{"scenario": "conv-dense", "learning_rate": 0.01}'),
+        ("/api/trace", loads["trace (digits)"]["body"]),
+        (
+            "/api/learn",
+            orjson.dumps({"model": "digits", "input": x28, "target": 3, "learning_rate": 0.01}),
+        ),
+    ]
+    cnnviz = Path(sys.executable).parent / "cnnviz"
+    proc, port = _spawn([str(cnnviz), "serve", "--workers", str(workers), *serve_args])
+    statuses: dict[str, int] = {}
+    dropped: dict[str, int] = {}
+    lock = threading.Lock()
+    stop = time.monotonic() + seconds
+    client = httpx.Client(
+        base_url=f"http://127.0.0.1:{port}",
+        timeout=120,
+        limits=httpx.Limits(max_connections=clients, max_keepalive_connections=clients),
+    )
+
+    def worker(k: int) -> None:
+        rng = random.Random(k)
+        i = k
+        while time.monotonic() < stop:
+            path, body = mix[i % len(mix)]
+            i += 1
+            try:
+                r = client.post(path, content=body, headers={"content-type": "application/json"})
+                key = str(r.status_code)
+                with lock:
+                    statuses[key] = statuses.get(key, 0) + 1
+            except httpx.HTTPError as exc:
+                with lock:
+                    name = type(exc).__name__
+                    dropped[name] = dropped.get(name, 0) + 1
+            # a client that pauses, as people do: its pooled connection idles meanwhile, some
+            # pauses close to 5 s (httpx's keep-alive expiry and uvicorn's default timeout)
+            if i % 4 == 0:
+                time.sleep(rng.uniform(4.9, 5.1) if k % 2 else rng.uniform(0, 2))
+
+    try:
+        for path, body in mix:  # warm-up: each worker loads the model
+            for _ in range(workers * 2):
+                client.post(path, content=body, headers={"content-type": "application/json"})
+        threads = [threading.Thread(target=worker, args=(k,)) for k in range(clients)]
+        for t in threads:
+            t.start()
+        time.sleep(seconds / 3)  # warm-up: every worker has served every kind of request
+        rss_warm = rss_kb(proc.pid)
+        for t in threads:
+            t.join()
+        rss_end = rss_kb(proc.pid)
+    finally:
+        client.close()
+        stop_server(proc)
+    return {
+        "statuses": statuses,
+        "dropped": dropped,
+        "rss_warm_mb": rss_warm / 1024,
+        "rss_end_mb": rss_end / 1024,
+    }
+
+
+def report_mixed(label: str, r: dict) -> None:
+    total = sum(r["statuses"].values()) + sum(r["dropped"].values())
+    five = sum(v for k, v in r["statuses"].items() if k.startswith("5"))
+    growth = 100 * (r["rss_end_mb"] / r["rss_warm_mb"] - 1) if r["rss_warm_mb"] else 0.0
+    print(
+        f"| {label} | {total} | {sum(r['dropped'].values())} {r['dropped'] or ''} | {five} "
+        f"| {r['statuses']} | {r['rss_warm_mb']:.0f} → {r['rss_end_mb']:.0f} MB "
+        f"({growth:+.1f} %) |"
+    )
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument(
+        "--mixed",
+        type=float,
+        metavar="SECONDS",
+        help="only the mixed load: 64 threads, 2 workers, for SECONDS; with "
+        "--compare-keep-alive also under uvicorn's 5 s keep-alive default",
+    )
+    ap.add_argument("--compare-keep-alive", action="store_true")
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32])
     ap.add_argument("--quick", action="store_true", help="a quarter of the requests")
@@ -454,6 +570,23 @@ def main() -> int:
     if "digits" not in models.available():
         print("the digit model is not installed (cnncore/models/digits.*): train it first")
         return 1
+    if args.mixed:
+        runs = [("cnnviz serve (keep-alive 75 s)", [])]
+        if args.compare_keep_alive:
+            runs.append(("uvicorn's default keep-alive 5 s", ["--timeout-keep-alive", "5"]))
+        load_start = os.getloadavg()
+        results = [(label, mixed_load(args.mixed, 64, 2, extra)) for label, extra in runs]
+        print(
+            f"\nMixed load: 64 client threads (one httpx client, pooled keep-alive "
+            f"connections), 2 workers, {args.mixed:g} s each; load average "
+            f"{load_start[0]:.1f} at the start. Targets: 0 dropped, 0 × 5xx, RSS growth "
+            "<= 10 % after warm-up.\n"
+        )
+        print("| server | requests | dropped | 5xx | statuses | RSS (all workers) |")
+        print("|---|---:|---|---:|---|---|")
+        for label, r in results:
+            report_mixed(label, r)
+        return 0
 
     loads = workloads()
     if args.only:

@@ -44,6 +44,8 @@ IR_MIN = 3
 MAX_OBJECTS = 100_000
 MAX_NODES = 2_000
 MAX_DEPTH = 12
+# Values that feed several paths (residual and concat blocks), each costing a graph search
+MAX_BLOCKS = 64
 # One tensor's declared values (initializers, constants); the whole model's parameters
 MAX_TENSOR_VALUES = 20_000_000
 # Small integer tensors (Reshape shapes)
@@ -376,6 +378,7 @@ class _Walker:
         self.params_total = 0
         self.visited: set[int] = set()
         self.known: dict[str, np.ndarray] = {}  # folded shape values
+        self.forks = 0
 
     # -------------------------------------------------------------- checks
     def check_header(self) -> None:
@@ -736,6 +739,14 @@ class _Walker:
         or a Concat along the channels (a concat block). Walks each branch, returns the
         join's output."""
         g = self.graph
+        self.forks += 1
+        if self.forks > MAX_BLOCKS:
+            raise OnnxImportError(
+                f"the graph branches more than {MAX_BLOCKS} times; cnnviz imports small "
+                "networks only",
+                413,
+                "onnx_too_large",
+            )
         common = set.intersection(*(self.descendants(u) for u in users))
         names = ", ".join(_node_label(g.node[i], i) for i in users[:4])
         if not common:

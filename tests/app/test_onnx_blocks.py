@@ -307,3 +307,19 @@ def test_upload_and_trace_a_resnet_block():
     assert t.status_code == 200, t.text
     want = model.double()(x.double()).detach().numpy()[0]
     np.testing.assert_allclose(t.json()["output"], want, atol=1e-12)
+
+
+def test_too_many_branch_points():
+    """100 residual-style forks in a row: refused at the 65th, quickly."""
+    import time
+
+    nodes, cur = [], "x"
+    for k in range(100):
+        nodes += [conv(cur, f"c{k}", f"c{k}"), helper.make_node("Add", [f"c{k}", cur], [f"a{k}"])]
+        cur = f"a{k}"
+    nodes.append(helper.make_node("Identity", [cur], ["y"]))
+    t0 = time.perf_counter()
+    with pytest.raises(OnnxImportError) as exc:
+        convert(graph(nodes, [w("w3", (2, 2, 3, 3))]))
+    assert exc.value.status == 413 and "branches more than 64" in str(exc.value)
+    assert time.perf_counter() - t0 < 5

@@ -26,7 +26,9 @@ export const CONFIG = Object.freeze({
   },
   // Maps at most this many cells per side print every number; larger ones are heatmaps.
   numbersMaxSide: 12,
-  cell: { min: 3, max: 60, numberMin: 26, zoom: 40 },
+  // numberMin: cells at least this many pixels print their number (heatmap.js fits it: fewer digits,
+  // a compact exponent, a smaller font); smaller ones are colours, and the view says so.
+  cell: { min: 3, max: 60, numberMin: 20, zoom: 40 },
   overview: { mapMax: 72, colMax: 200, vectorRowsMax: 64 },
   // Speed multipliers; a sweep over all positions takes sweepSeconds / multiplier.
   speeds: [0.25, 0.5, 1, 2, 4, 8],

@@ -86,6 +86,7 @@ class Settings:
     # messages that must not be dropped (eval, trace, export, ...) waiting for a slow client:
     # past this the training thread waits; step messages are aggregated, never queued
     train_max_queued: int = 64
+    train_max_queued_bytes: int = 64 * MiB  # ... or this many bytes (a trace is ~5 MB)
 
     # BLAS threads per process (1: a multi-threaded BLAS on a shared 2-core machine makes a
     # trace ~10x slower under load; workers scale out instead). 0 leaves BLAS alone.

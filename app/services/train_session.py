@@ -25,6 +25,7 @@ from .train_protocol import parse_command, parse_start
 from .training import Outbox, RunSlots, TrainRun, prepare_network
 
 STEP_INTERVAL_S = 0.05  # at most 20 step messages per second
+COMMANDS_WAITING = 32  # client commands queued for the run before the socket is not read
 
 _CLOSE_FOR = {"json_invalid": 1007, "too_large": 1009, "too_many_runs": 1013, "idle": 1001}
 
@@ -165,6 +166,10 @@ class TrainSession:
                 cmd = parse_command(raw, s)
             except ApiError as exc:
                 return self._queue_error(exc)
+            # commands wait in the run's queue; past a few, stop reading the socket until
+            # the run catches up (TCP pushes back on the client), so memory stays bounded
+            while self.run.commands.qsize() >= COMMANDS_WAITING and not self.closed:
+                await asyncio.sleep(0.02)
             self.run.command(cmd)
         return False
 

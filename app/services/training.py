@@ -110,10 +110,11 @@ class RunSlots:
 class Outbox:
     """What the run has to say, waiting for the socket. Thread-safe; `notify` wakes the sender."""
 
-    def __init__(self, max_queued: int, notify: Callable[[], None]):
-        self.max_queued, self.notify = max_queued, notify
+    def __init__(self, max_queued: int, notify: Callable[[], None], max_bytes: int = 64 << 20):
+        self.max_queued, self.max_bytes, self.notify = max_queued, max_bytes, notify
         self._cond = threading.Condition()
         self._queue: deque[tuple[bytes, int | None]] = deque()
+        self.queued_bytes = 0
         self._step: dict | None = None
         self._snapshot: bytes | None = None
         self.closed = False
@@ -123,11 +124,16 @@ class Outbox:
     def put(self, payload: bytes, close_code: int | None = None) -> None:
         """A message that must arrive. Waits while the queue is full (the client is slow)."""
         with self._cond:
-            while len(self._queue) >= self.max_queued and not self.closed and close_code is None:
+            while (
+                (len(self._queue) >= self.max_queued or self.queued_bytes >= self.max_bytes)
+                and not self.closed
+                and close_code is None
+            ):
                 self._cond.wait(0.25)
             if self.closed:
                 return
             self._queue.append((payload, close_code))
+            self.queued_bytes += len(payload)
         self.notify()
 
     def put_step(self, msg: dict, loss: float) -> None:
@@ -156,7 +162,9 @@ class Outbox:
             msg, self._step = self._step, None
             if msg is None or self.closed:
                 return
-            self._queue.append((dumps(msg), None))
+            payload = dumps(msg)
+            self._queue.append((payload, None))
+            self.queued_bytes += len(payload)
         self.notify()
 
     def put_snapshot(self, payload: bytes) -> None:
@@ -173,6 +181,7 @@ class Outbox:
         with self._cond:
             if self._queue:
                 item = self._queue.popleft()
+                self.queued_bytes -= len(item[0])
                 self._cond.notify_all()
                 return item
             if self._snapshot is not None:
@@ -191,6 +200,7 @@ class Outbox:
         with self._cond:
             self.closed = True
             self._queue.clear()
+            self.queued_bytes = 0
             self._step = self._snapshot = None
             self._cond.notify_all()
 

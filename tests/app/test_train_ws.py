@@ -479,6 +479,15 @@ def test_outbox_merges_steps_and_bounds_the_queue():
     t.join(5)
     assert not t.is_alive()
     assert [box.take(True)[0], box.take(True)[0]] == [b"2", b"3"]
+    sized = Outbox(max_queued=100, notify=lambda: None, max_bytes=10)
+    sized.put(b"x" * 12)  # over the byte budget: the next one waits
+    t2 = threading.Thread(target=sized.put, args=(b"y",))
+    t2.start()
+    t2.join(0.5)
+    assert t2.is_alive() and sized.queued_bytes == 12
+    assert sized.take(True)[0] == b"x" * 12
+    t2.join(5)
+    assert not t2.is_alive() and sized.queued_bytes == 1
     box.put(b"4")
     box.put(b"5")
     t = threading.Thread(target=box.put, args=(b"6",))
@@ -486,6 +495,18 @@ def test_outbox_merges_steps_and_bounds_the_queue():
     box.close()  # closing releases a waiting producer
     t.join(5)
     assert not t.is_alive() and box.take(True) is None
+
+
+def test_a_flood_of_commands_is_read_no_faster_than_the_run_answers(client):
+    with client.websocket_connect("/api/train") as ws:
+        started_paused(ws)
+        for _ in range(300):
+            ws.send_json({"type": "snapshot"})
+        ws.send_json({"type": "export"})
+        seen: list = []
+        until(ws, "export", limit=10_000, seen=seen)
+        assert sum(m["type"] == "snapshot" for m in seen) == 300
+    wait_freed(client.app)
 
 
 # ---------------------------------------------------------------------------- real uvicorn

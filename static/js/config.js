@@ -12,7 +12,7 @@ export const CONFIG = Object.freeze({
   colors: {
     negative: [37, 99, 235],  // blue
     zero: [248, 250, 252],    // near-white
-    positive: [234, 88, 12],  // orange
+    positive: [194, 65, 12],  // orange (#c2410c: white text on it is 5.2:1)
     empty: "#e2e8f0",
     padding: "#cbd5e1",
     grid: "rgba(15, 23, 42, 0.18)",

@@ -71,7 +71,7 @@ export function count(n) {
 
 /**
  * A probability as a percentage that never rounds to a different claim: 0.9999906 is
- * "99.99906%" (not "100%"), 3e-14 is "3e-12%" (not "0%"); exactly 0 and 1 are "0%" and "100%".
+ * "99.999%" (not "100%"), 3e-14 is "3e-12%" (not "0%"); exactly 0 and 1 are "0%" and "100%".
  */
 export function percent(p) {
   if (p === null || p === undefined || !Number.isFinite(p)) return "–";

@@ -145,3 +145,35 @@ def test_suggested_learning_rate(page):
     )
     # 2 / (2 · (144 + 100 + 36 + 16 + 4)) = 1/300 → the 1-2-5 value below it is 0.002
     assert r == [0.002, None, None]
+
+
+def test_printing_rule_and_percentages(page):
+    r = run(
+        page,
+        "format.js",
+        """const a = 0.99999064181234, y = 1, g = a - y;
+        const f = m.fitDigits([a, y], ([p, q]) => p - q, g);
+        const shown = m.roundSig(a, f.d) - m.roundSig(y, f.d);
+        return {d: f.d, ok: m.roundSig(shown, f.rd) === m.roundSig(g, f.rd), a4: m.fmt(a, 4),
+                pct: [m.percent(0.9999906), m.percent(3e-14), m.percent(1), m.percent(0),
+                      m.percent(0.5)]};""",
+    )
+    assert r["a4"] == "1"  # what 4 digits would print: the old bug
+    assert r["d"] >= 7 and r["ok"]
+    assert r["pct"] == ["99.999%", "3e-12%", "100%", "0%", "50.0%"]
+
+
+def test_exact_input_encoding_round_trips(page):
+    r = run(
+        page,
+        "url.js",
+        """const x = Array.from({length: 28}, (_, i) => Array.from({length: 28},
+             (_, j) => ((i * 28 + j) % 7 === 0 ? 0 : Math.sin(i * 28 + j) ** 2)));
+        const text = await m.encodeExact(x);
+        const back = await m.decodeExact(text, 28, 28);
+        return {same: JSON.stringify(back) === JSON.stringify(x), prefix: text.slice(0, 4),
+                bad: [await m.decodeExact('f64.AAAA', 28, 28), await m.decodeExact('xyz', 28, 28),
+                      await m.decodeExact(await m.encodeExact([[2]]), 1, 1)]};""",
+    )
+    assert r["same"] and r["prefix"] == "f64."
+    assert r["bad"] == [None, None, None]  # not deflate, not the format, out of [0, 1]

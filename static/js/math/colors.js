@@ -34,10 +34,21 @@ export function cssColor(v, maxAbs) {
   return `rgb(${r},${g},${b})`;
 }
 
-/** Dark text on light cells, white on saturated ones. */
+/** WCAG relative luminance of an sRGB colour. */
+function luminance([r, g, b]) {
+  const c = (x) => {
+    const s = x / 255;
+    return s <= 0.03928 ? s / 12.92 : ((s + 0.055) / 1.055) ** 2.4;
+  };
+  return 0.2126 * c(r) + 0.7152 * c(g) + 0.0722 * c(b);
+}
+
+const DARK_L = luminance([15, 23, 42]); // CONFIG.colors.text, #0f172a
+
+/** Dark or white text, whichever contrasts more with the cell (WCAG contrast ratio). */
 export function textColor(v, maxAbs) {
-  const [r, g, b] = rgb(v, maxAbs);
-  return 0.299 * r + 0.587 * g + 0.114 * b < 140 ? CONFIG.colors.textOnDark : CONFIG.colors.text;
+  const L = luminance(rgb(v, maxAbs));
+  return 1.05 / (L + 0.05) > (L + 0.05) / (DARK_L + 0.05) ? CONFIG.colors.textOnDark : CONFIG.colors.text;
 }
 
 /** A horizontal legend bar as an ImageData-backed canvas (width w, height h). */

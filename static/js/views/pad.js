@@ -129,7 +129,7 @@ export class Pad {
     this.paint(this.ctx, this.canvas.width);
     if (this.isEmpty() && this.placeholder) {
       const c = this.ctx;
-      c.fillStyle = "#94a3b8";
+      c.fillStyle = "#64748b"; // 4.8:1 on white
       c.font = `15px ${FONT}`;
       c.textAlign = "center";
       c.textBaseline = "middle";

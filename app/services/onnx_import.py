@@ -794,7 +794,8 @@ class _Walker:
         for (_, _, _, first, last), label in zip(branches, labels, strict=True):
             for e in self.mapped[first:last]:
                 inner = "" if e["layer"] is None else f"[{e['layer']}]"
-                e["as"] = f"in layer {k} ({spec['type']}) {label}{inner}: {e['as']}"
+                what = re.sub(r" of (the residual block|layer) \d+$", "", e["as"])
+                e["as"] = f"in layer {k} ({spec['type']}) {label}{inner}: {what}"
                 e["layer"] = k
         self.shape = list(start_shape)
         self.add_layer(m, spec, params, f"{spec['type']} block", out_shape=shape)

@@ -161,37 +161,47 @@ function renderInput() {
   if (s.onnxInput && c * h * w <= EDITABLE_VALUES) inputCard.append(editor(s.onnxInput));
 }
 
-/** Number fields for a small input: one table per channel. */
+/** Number fields for a small input: one grid per channel (the worked examples' editor style). */
 function editor(input) {
   const wrap = document.createElement("div");
-  wrap.className = "editor";
+  wrap.className = "editor ed-maps";
+  wrap.style.overflowX = "auto"; // wide inputs scroll inside the card
   input.forEach((plane, ci) => {
-    const table = document.createElement("table");
-    const cap = document.createElement("caption");
-    cap.textContent = t("onnx.channel", { c: ci });
-    table.append(cap);
+    const box = document.createElement("div");
+    box.className = "ed-map";
+    const sub = document.createElement("span");
+    sub.className = "ed-sub";
+    sub.textContent = t("onnx.channel", { c: ci });
+    const grid = document.createElement("div");
+    grid.className = "ed-grid";
+    grid.setAttribute("role", "group");
+    grid.setAttribute("aria-label", t("onnx.channel", { c: ci }));
+    grid.style.gridTemplateColumns = `repeat(${plane[0].length}, auto)`;
     plane.forEach((rowVals, i) => {
-      const tr = document.createElement("tr");
       rowVals.forEach((v, j) => {
-        const td = document.createElement("td");
         const field = document.createElement("input");
-        field.type = "number";
-        field.step = "any";
+        field.className = "ev";
+        field.type = "text"; // no spinner: the cells stay narrow
+        field.inputMode = "decimal";
+        field.style.width = "36px";
         field.value = String(v);
         field.setAttribute("aria-label", t("onnx.cellAria", { c: ci, i, j }));
         field.addEventListener("change", () => {
           const x = Number(field.value);
-          if (!Number.isFinite(x)) return;
+          if (field.value === "" || !Number.isFinite(x)) {
+            field.setAttribute("aria-invalid", "true");
+            return;
+          }
+          field.removeAttribute("aria-invalid");
           const next = structuredClone(get().onnxInput);
           next[ci][i][j] = x;
           useInput(next, false);
         });
-        td.append(field);
-        tr.append(td);
+        grid.append(field);
       });
-      table.append(tr);
     });
-    wrap.append(table);
+    box.append(sub, grid);
+    wrap.append(box);
   });
   return wrap;
 }

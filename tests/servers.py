@@ -47,11 +47,17 @@ class Server:
         return self.proc.returncode
 
 
-def start(args: list[str], port: int, env: dict | None = None, timeout: float = 30) -> Server:
-    """Run `args` (which must serve on 127.0.0.1:`port`) and wait until it answers."""
+def start(
+    args: list[str],
+    port: int,
+    env: dict | None = None,
+    timeout: float = 30,
+    cwd: Path = ROOT,
+) -> Server:
+    """Run `args` (which must serve on 127.0.0.1:`port`) in `cwd` and wait until it answers."""
     log = Path(tempfile.mkstemp(prefix="cnnviz-server-", suffix=".log")[1])
     with log.open("wb") as out:
-        proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(args, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
     server = Server(f"http://127.0.0.1:{port}", proc, log)
     deadline = time.monotonic() + timeout
     while True:

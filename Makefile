@@ -52,8 +52,10 @@ lint: install-dev
 	$(BIN)/ruff format --check .
 
 # pytest exits 5 when it collected nothing: an empty suite must fail, not pass quietly.
+# CNNVIZ_FAIL_ON_SKIP=1: a skipped test fails the run (tests/conftest.py): everything a test
+# needs is installed above, so a skip can only hide a broken import or a missing oracle.
 test: install-dev system-deps data lint
-	$(BIN)/pytest; s=$$?; \
+	CNNVIZ_FAIL_ON_SKIP=1 $(BIN)/pytest; s=$$?; \
 	if [ $$s -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$s
 
 bench: install-dev

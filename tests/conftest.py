@@ -6,6 +6,7 @@ directory with a small "digits" network (seeded, untrained), so they are fast an
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -47,3 +48,26 @@ def client(app):
 
     with TestClient(app) as c:
         yield c
+
+
+# `make test` sets CNNVIZ_FAIL_ON_SKIP=1: there every test must run (the PyTorch oracle, the
+# MNIST data, Chromium and the trained model are all installed by it), so a skipped test, e.g. a
+# broken import turned into a quiet importorskip, fails the run instead of passing unnoticed.
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if os.environ.get("CNNVIZ_FAIL_ON_SKIP") != "1":
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter else []
+    if skipped and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    skipped = terminalreporter.stats.get("skipped", [])
+    if skipped and os.environ.get("CNNVIZ_FAIL_ON_SKIP") == "1":
+        terminalreporter.write_sep(
+            "=", f"FAILED: {len(skipped)} test(s) skipped under CNNVIZ_FAIL_ON_SKIP=1", red=True
+        )
+        for rep in skipped[:20]:
+            reason = rep.longrepr[2] if isinstance(rep.longrepr, tuple) else str(rep.longrepr)
+            terminalreporter.write_line(f"  {rep.nodeid}: {reason}")

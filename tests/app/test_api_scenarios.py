@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from api_helpers import assert_error
 
-scenarios = pytest.importorskip("cnncore.scenarios")
+from cnncore import scenarios
 
 
 def test_list_scenarios(client):

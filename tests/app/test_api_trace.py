@@ -89,7 +89,6 @@ def test_custom_seeded_init_is_deterministic(client):
 
 def test_scenario_1_gradient_by_hand(client):
     """conv 2×2 on 3×3 -> flatten -> dense 1 -> MSE; every number below is done by hand."""
-    pytest.importorskip("cnncore.scenarios")
     r = client.post("/api/trace", json={"scenario": SCENARIO_1})
     assert r.status_code == 200, r.text
     body = r.json()
@@ -109,7 +108,8 @@ def test_scenario_1_gradient_by_hand(client):
 
 
 def test_scenario_trace_equals_engine(client):
-    scenarios = pytest.importorskip("cnncore.scenarios")
+    from cnncore import scenarios
+
     for sid, s in scenarios.SCENARIOS.items():
         r = client.post("/api/trace", json={"scenario": sid})
         assert r.status_code == 200, (sid, r.text)
@@ -117,7 +117,6 @@ def test_scenario_trace_equals_engine(client):
 
 
 def test_scenario_with_own_input_and_target(client):
-    pytest.importorskip("cnncore.scenarios")
     r = client.post(
         "/api/trace", json={"scenario": SCENARIO_1, "input": [[0] * 3] * 3, "target": 0.5}
     )

@@ -197,7 +197,6 @@ def test_finite_differences_catch_a_wrong_gradient():
 
 @pytest.mark.parametrize("geometry,act,out_act,loss", CASES)
 def test_trace_matches_torch_autograd(geometry, act, out_act, loss):
-    pytest.importorskip("torch")
     net, x, target = _case(geometry, act, out_act, loss)
     trace = net.trace(x, target).to_dict()
     tloss, tlayers = torch_trace(net, x, trace["target"])
@@ -217,7 +216,6 @@ def test_trace_matches_torch_at_kinks():
     """Exactly at the kinks, the engine follows PyTorch: relu'(0) = 0, and a max-pool window of
     tied values (here the zeros of dead relus, and a constant input) sends its gradient to the
     first one. Finite differences cannot check these points; PyTorch can."""
-    pytest.importorskip("torch")
     spec = {
         "input_shape": [2, 6, 6],
         "layers": [

@@ -15,6 +15,7 @@ import { Pad, paintSeen } from "./views/pad.js";
 import { Probabilities } from "./views/probabilities.js";
 import { Stepper } from "./views/stepper.js";
 import { initTrain } from "./train/index.js";
+import { initPlayground } from "./playground/index.js";
 import { initSamples } from "./views/samples.js";
 import { updateConfident } from "./views/confident.js";
 import { enterOnnx, initOnnx, isOnnx } from "./onnx.js";
@@ -360,5 +361,13 @@ function showTrainTrace(trace, input) {
   showStep();
 }
 initTrain({ showTrace: showTrainTrace, status });
+
+// The architecture playground (static/js/playground): a network of the learner's own, traced
+// and stepped through here like a worked example (its parameters seeded on the server).
+initPlayground({
+  traceNetwork: async (spec, input, target, params, network) => {
+    set({ source: { kind: "scenario", id: "playground" }, base: { spec, network, params, input, target },
+      values: { input, params, target }, target: null, step: 0, playing: false,
+      params: null, learned: null, trace: null, pendingStep: null });
 
 start();

@@ -369,5 +369,12 @@ initPlayground({
     set({ source: { kind: "scenario", id: "playground" }, base: { spec, network, params, input, target },
       values: { input, params, target }, target: null, step: 0, playing: false,
       params: null, learned: null, trace: null, pendingStep: null });
+    document.body.dataset.source = "playground";
+    for (const cid of ["pad-card", "seen-card", "probs-card", "target-card", "edit-card", "note-card"]) $(cid).hidden = true;
+    await runTrace();
+  },
+  digit: () => (get().input && get().input.length === 28 ? get().input : null),
+  status,
+});
 
 start();

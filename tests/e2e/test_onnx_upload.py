@@ -147,3 +147,40 @@ def test_a_file_that_is_not_a_model_is_explained(page, tmp_path):
     page.wait_for_function("() => document.body.dataset.onnx === 'error'")
     assert "not a valid ONNX model" in page.locator("#status").inner_text()
     assert page.evaluate("document.body.dataset.source") == "model"
+
+
+def test_resnet_and_inception_blocks_step_through(page, tmp_path):
+    """A ResNet basic block (projection) and an Inception-style concat, uploaded: every step
+    shows without a console error."""
+
+    class Basic(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c1, self.c2 = nn.Conv2d(3, 4, 3, 2, 1), nn.Conv2d(4, 4, 3, 1, 1)
+            self.proj = nn.Conv2d(3, 4, 1, 2)
+
+        def forward(self, x):
+            return torch.relu(self.c2(torch.relu(self.c1(x))) + self.proj(x))
+
+    class Inception(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Conv2d(4, 2, 1), nn.Conv2d(4, 2, 3, padding=1)
+
+        def forward(self, x):
+            return torch.cat([torch.relu(self.a(x)), torch.tanh(self.b(x))], 1)
+
+    torch.manual_seed(2)
+    model = nn.Sequential(
+        nn.Conv2d(1, 3, 5, stride=2), nn.ReLU(), Basic(), Inception(), nn.Flatten(),
+        nn.Linear(4 * 6 * 6, 10), nn.Softmax(dim=1),
+    )  # fmt: skip
+    upload(page, export(model, (1, 28, 28), tmp_path / "blocks.onnx"))
+    draw(page, ONE)
+    wait_settled(page)
+    layers = page.locator("#onnx-report li").all_text_contents()
+    assert any("residual" in t for t in layers) and any("concat" in t for t in layers)
+    n = step_total(page)
+    for i in range(n):
+        go_to_step(page, i)
+    assert not page.messages.problems(), page.messages.problems()

@@ -101,3 +101,19 @@ def test_the_schema_enums_are_the_registry_and_the_engine():
     assert _LAYER_SCHEMA["properties"]["activation"]["enum"] == list(ACTIVATIONS)
     assert set(naive.OPS) == set(TYPES)
     assert set(torch_oracle._LAYERS) == set(TYPES)
+
+
+def test_the_page_knows_every_type():
+    """The overview names every registered type, and the stepper and the playground know the
+    blocks (a new type must be taught to the page too)."""
+    from pathlib import Path
+
+    js = Path(__file__).resolve().parents[2] / "static" / "js"
+    overview = (js / "views" / "overview.js").read_text()
+    steps = (js / "steps.js").read_text()
+    playground = (js / "playground" / "index.js").read_text()
+    for name in LAYER_TYPES:
+        assert f'"{name}"' in overview, f"views/overview.js does not name {name}"
+        assert f"{name}:" in playground or f'"{name}"' in playground, f"playground: {name}"
+        if TYPES[name].kind == "block":
+            assert f'"{name}"' in steps, f"steps.js does not walk into {name}"

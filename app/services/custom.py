@@ -31,6 +31,18 @@ def trace_values(spec: dict, learning_rate: bool) -> int:
     return 2 * math.prod(spec["output_shape"]) + layer_values(spec["layers"], learning_rate)
 
 
+def limits(s: Settings) -> dict[str, Any]:
+    """The caps a custom network meets, for a client to show before they are hit (the page's
+    playground reads them as GET /api/health's "limits" once that route includes them)."""
+    return {
+        "max_layers": s.max_layers,
+        "max_channels": s.max_channels,
+        "max_multiply_adds": s.max_multiply_adds,
+        "max_trace_values": s.max_trace_values,
+        "max_input_shape": list(s.max_input_shape),
+    }
+
+
 def count_layers(raw: Any) -> int:
     """Layers in a raw spec's layer list, blocks' nested layers included, without recursion
     (counted before the spec is checked, so a huge or deep spec is refused cheaply)."""

@@ -150,20 +150,20 @@ def test_conv_forward_number_equals_the_trace(page, server):
         value = float(shown.get_attribute("data-value"))
         assert value == trace["layers"][0]["forward"]["z"][f][i][j]
         assert shown.get_attribute("title") == shown.get_attribute("data-value")
-        page.keyboard.press("]")
         check_conv_formula(page, trace["layers"][0], f, i, j)
+        page.keyboard.press("]")
 
 
 def check_conv_formula(page, layer, f, i, j) -> None:
     """Every number of the conv formula z = Σ a·w + b shown for output (f, i, j) of a
     one-channel conv: each product's factors are a_prev (0 where padded) and w at their
     positions, in order; the bias is the trace's b[f]; the result its z."""
-    vals = [
-        float(v)
-        for v in page.eval_on_selector_all(
-            "#formula [data-value]", "(els) => els.map((e) => e.dataset.value)"
-        )
-    ]
+    shown = page.eval_on_selector_all(
+        "#formula [data-value]", "(els) => els.map((e) => [e.dataset.value, e.dataset.role])"
+    )
+    # the sum's numbers end with its result, z (other notes may follow it)
+    end = [role for _, role in shown].index("z-value")
+    vals = [float(v) for v, _ in shown[: end + 1]]
     w, b, a_prev = layer["params"]["w"], layer["params"]["b"], layer["forward"]["a_prev"]
     kh, kw = len(w[f][0]), len(w[f][0][0])
     spec = layer["spec"]

@@ -66,20 +66,24 @@ def _invalid(msg: str) -> OnnxImportError:
 
 # ---------------------------------------------------------------------------- wire scan
 # For each message type: field number -> the message type of that (length-delimited) field.
-# Fields not listed are strings, bytes or packed numbers: counted, not entered.
+# Fields not listed are strings, bytes or packed numbers: counted, not entered. A name that is
+# not a message type here (e.g. "training_info") is a part cnnviz refuses outright.
 _SCHEMA: dict[str, dict[int, str]] = {
-    "Model": {7: "Graph", 8: "Leaf", 14: "Leaf", 20: "Opaque", 25: "Opaque", 26: "Opaque"},
-    "Graph": {1: "Node", 5: "Tensor", 15: "Opaque", 11: "Value", 12: "Value", 13: "Value",
-              14: "Opaque", 16: "Leaf"},
+    "Model": {7: "Graph", 8: "Leaf", 14: "Leaf", 20: "training_info", 25: "local functions",
+              26: "device configurations"},
+    "Graph": {1: "Node", 5: "Tensor", 15: "sparse initializers", 11: "Value", 12: "Value",
+              13: "Value", 14: "Annotation", 16: "Leaf"},
     "Node": {5: "Attribute", 9: "Leaf"},
     "Attribute": {5: "Tensor", 6: "Graph", 10: "Tensor", 11: "Graph", 14: "Type", 15: "Type",
-                  22: "Opaque", 23: "Opaque"},
+                  22: "sparse tensors", 23: "sparse tensors"},
     "Tensor": {3: "Leaf", 13: "Leaf", 16: "Leaf"},
     "Value": {2: "Type", 4: "Leaf"},
-    "Type": {1: "TensorType", 4: "Type1", 5: "Opaque", 8: "TensorType", 9: "Type1"},
+    "Type": {1: "TensorType", 4: "Type1", 5: "Map", 8: "TensorType", 9: "Type1"},
     "Type1": {1: "Type"},
+    "Map": {2: "Type"},
     "TensorType": {2: "Shape"},
     "Shape": {1: "Leaf"},
+    "Annotation": {2: "Leaf"},
 }  # fmt: skip
 
 
@@ -145,7 +149,10 @@ def _scan(data: bytes) -> None:
                             413,
                             "onnx_too_large",
                         )
-                if sub is not None and sub not in ("Leaf", "Opaque"):
+                if sub is not None and sub not in _SCHEMA and sub != "Leaf":
+                    # parts cnnviz never reads, which protobuf would build unchecked
+                    raise OnnxImportError(f"the model holds {sub}, which cnnviz does not import")
+                if sub is not None and sub != "Leaf":
                     if depth + 1 > MAX_DEPTH:
                         raise _invalid("the model nests messages too deeply")
                     stack.append((sub, pos, pos + length, depth + 1))

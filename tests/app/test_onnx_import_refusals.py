@@ -506,3 +506,17 @@ def test_opset_range_hand_built(opset):
     sess = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
     (want,) = sess.run(None, {"x": x})
     np.testing.assert_allclose(net.predict(x.astype(np.float64)), want, atol=1e-6)
+
+
+def test_parts_protobuf_would_build_unchecked_are_refused(client):
+    """Training info, local functions and sparse tensors are refused by the wire scan (their
+    contents are not counted, so they are never handed to protobuf)."""
+    m = onnx.load_from_string(valid_small())
+    m.training_info.add().algorithm.node.extend(
+        [helper.make_node("Relu", ["a"], ["b"]) for _ in range(10)]
+    )
+    refused(client, m.SerializeToString(), 422, "training_info")
+    m = onnx.load_from_string(valid_small())
+    f = m.functions.add()
+    f.name, f.domain = "f", "local"
+    refused(client, m.SerializeToString(), 422, "local functions")

@@ -22,7 +22,7 @@ from ..errors import ApiError
 from ..settings import Settings
 from .serialize import dumps
 from .train_protocol import parse_command, parse_start
-from .training import Outbox, RunSlots, TrainRun, prepare_network
+from .training import Outbox, RunSlots, TrainRun, prepare_network, release_memory
 
 STEP_INTERVAL_S = 0.05  # at most 20 step messages per second
 COMMANDS_WAITING = 32  # client commands queued for the run before the socket is not read
@@ -131,6 +131,7 @@ class TrainSession:
         finally:
             counter.release()
             self.run = None
+            await anyio.to_thread.run_sync(release_memory)
             if not self.closed and ws.client_state == WebSocketState.CONNECTED:
                 with contextlib.suppress(Exception):
                     await ws.close(1000)

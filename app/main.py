@@ -5,8 +5,8 @@
 does no work: the module attribute `app` is built on first access (for `uvicorn app.main:app`).
 
 Middleware, outermost first: security headers (wrapping even Starlette's 500 page) ->
-server errors -> CORS (only when CNNVIZ_CORS_ORIGINS is set) -> body-size cap -> gzip ->
-exception handlers -> routes.
+server errors -> CORS (only when CNNVIZ_CORS_ORIGINS is set) -> body-size cap -> request gzip
+-> response gzip -> ETags of GET /api answers -> exception handlers -> routes.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from starlette.types import ASGIApp
 
 from . import errors
 from .assets import VersionedStaticFiles, scan
+from .caching import ETagMiddleware
 from .compression import GZipMiddlewareFast
 from .routes import docs, health, models, onnx, pages, predict, samples, scenarios, trace, train
 from .security import BodyLimitMiddleware, GzipRequestMiddleware, SecurityHeadersMiddleware
@@ -97,6 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     errors.install(app)
 
+    app.add_middleware(ETagMiddleware)  # inside gzip: it hashes the uncompressed body
     if settings.gzip_level > 0:
         app.add_middleware(
             GZipMiddlewareFast,

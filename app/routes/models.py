@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import Response
 
 from .. import services
+from ..caching import matches as etag_matches
 from ..schemas import ModelDetail, ModelSummary
 from . import ApiRoute, JSONBytes, SettingsDep, errors
 
@@ -101,11 +102,3 @@ def get_model(
 
 
 CACHE = "no-cache"
-
-
-def etag_matches(header: str | None, etag: str) -> bool:
-    """If-None-Match: "*" or a list of (possibly weak) ETags, one of them ours."""
-    if not header:
-        return False
-    tags = [t.strip().removeprefix("W/") for t in header.split(",")]
-    return "*" in tags or etag in tags

@@ -375,3 +375,16 @@ def test_page_preloads_every_module():
         assert f'/{m}"' in html, m
     assert "/static/js/" not in html
     assert Path(s.static_dir).is_dir()
+
+
+@pytest.mark.parametrize("path", ["/api/models", "/api/scenarios", "/api/scenarios/conv-dense"])
+def test_get_answers_have_etags(client, path):
+    r = client.get(path)
+    assert r.status_code == 200 and r.headers["etag"] and r.headers["cache-control"] == "no-cache"
+    r2 = client.get(path, headers={"if-none-match": r.headers["etag"]})
+    assert r2.status_code == 304 and r2.content == b""
+    assert r2.headers["x-content-type-options"] == "nosniff"
+    r3 = client.get(path, headers={"if-none-match": '"stale"', "accept-encoding": "gzip"})
+    assert r3.status_code == 200 and r3.json() == r.json()
+    assert client.get("/api/scenarios/nope").status_code == 404
+    assert "etag" not in client.get("/api/scenarios/nope").headers

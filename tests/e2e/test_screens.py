@@ -114,6 +114,17 @@ def test_nothing_is_clipped(browser, server, screenshots, size):
         r = pg.locator(sel).bounding_box()
         assert r["x"] >= 0 and r["x"] + r["width"] <= w, sel
     assert pg.locator("#detail canvas").bounding_box()["width"] >= 300
+    # Legend labels never overlap (−m and +m wrap instead of running into each other).
+    overlaps = pg.evaluate("""() => [...document.querySelectorAll('.ov-legend-nums')]
+      .filter((n) => {
+      const [a, b] = [...n.children].map((e) => e.getBoundingClientRect());
+      return b && a.right > b.left && a.bottom > b.top && b.bottom > a.top; }).length""")
+    assert overlaps == 0
+    # The conv step's kernel prints all 25 numbers (none blank), here too.
+    go_to_step(pg, 0)
+    pg.wait_for_selector("#formula .fline")
+    pg.wait_for_timeout(300)
+    assert "kernel" not in pg.locator("#detail-colors").text_content()
     pg.screenshot(path=str(screenshots / f"layout-{w}x{h}.png"))
     assert not problems(pg), problems(pg)
     context.close()

@@ -24,7 +24,7 @@ export function convBias(ui, { layer }) {
   const prefix = [];
   flatDz.reduce((s, v, k) => (prefix[k] = s + v), 0);
   ui.root.dataset.shown = JSON.stringify(flatDz);
-  ui.explain(t("convBack.bias", { n: flatDz.length }));
+  ui.explain(t(flatDz.length === 1 ? "convBack.biasOne" : "convBack.bias", { n: flatDz.length }));
   ui.notes(t("convBack.biasNote"));
   let cur = 0;
 

@@ -87,7 +87,7 @@ export function convInputGrad(ui, { spec, layer }) {
     const result = inside ? dx[c][p - ph][q - pw] : full[p][q];
     const tail = inside
       ? math(grad(sym("a", `prev ${c},${p - ph},${q - pw}`)), mo("="), mn(dx[c][p - ph][q - pw], { role: "dx-value" }),
-        mtext("\u2003" + t("convBack.sources", { n: sources.length })))
+        mtext("\u2003" + t(sources.length === 1 ? "convBack.sourcesOne" : "convBack.sources", { n: sources.length })))
       : math(mtext(t("convBack.croppedCell")));
     ui.formula(...sumEquation({ lhs: [grad(sym("a", `pad ${c},${p},${q}`)), mo("=")], terms, extra, result,
       perLine: kh * kw <= 9 ? 9 : kw, all: 49, zeroReason: t("sum.whyGather") }), tail);

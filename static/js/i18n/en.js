@@ -496,4 +496,7 @@ export default {
   "pg.err.capMadds": "{m} multiply-adds per sample is over this server's limit of {cap}.",
   "pg.err.noLayers": "Add at least one layer.",
   "pg.server": "The server refused this network: {msg}",
+  "convBack.sourcesOne": "= the one stamp that covers it (scatter view)",
+  "sum.moreLabelOne": "1 more term",
+  "convBack.biasOne": "The bias was added at the single output position, so its gradient is ∂C/∂z there.",
 };

@@ -496,4 +496,7 @@ export default {
   "pg.err.capMadds": "每个样本 {m} 次乘加超过了本服务器的上限 {cap}。",
   "pg.err.noLayers": "至少添加一层。",
   "pg.server": "服务器拒绝了这个网络：{msg}",
+  "convBack.sourcesOne": "= 覆盖它的唯一一个印记（散布视角）",
+  "sum.moreLabelOne": "另外 1 项",
+  "convBack.biasOne": "偏置只在唯一的输出位置上加了一次，所以它的梯度就是那里的 ∂C/∂z。",
 };

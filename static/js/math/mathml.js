@@ -169,7 +169,7 @@ export function sumEquation({ lhs, terms, extra = [], result, role, limit = CONF
     : product(terms[k].a, terms[k].b, { digits: d })));
   if (!nodes.length) nodes.push(mn(0));
   const tail = [];
-  if (hidden.length) tail.push(mo("+"), under(mn(rest, { paren: true, digits: d }), t("sum.moreLabel", { n: hidden.length })));
+  if (hidden.length) tail.push(mo("+"), under(mn(rest, { paren: true, digits: d }), t(hidden.length === 1 ? "sum.moreLabelOne" : "sum.moreLabel", { n: hidden.length })));
   for (const e of extra) tail.push(mo("+"), e.label ? under(mn(e.v, { paren: true, digits: d }), e.label) : mn(e.v, { paren: true, digits: d }));
   tail.push(mo("="), mn(result, { role, digits: rd }));
   const lines = [];

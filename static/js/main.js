@@ -350,9 +350,12 @@ async function start() {
 }
 
 // Train mode (static/js/train): its view, and a trace answer from a training run shown here.
-function showTrainTrace(trace, input) {
+function showTrainTrace(trace, input, layer = null) {
   trace.__key = JSON.stringify(trace.network.layers.map((l) => [l.type, l.output_shape]));
-  const patch = { trace, steps: buildSteps(trace), step: 0, playing: false, learned: null };
+  const steps = buildSteps(trace);
+  // a training step's trace opens on ∂C/∂w of the layer whose update is worked out
+  const at = layer === null ? -1 : steps.findIndex((s) => s.kind === "weight_grad" && s.layer === layer);
+  const patch = { trace, steps, step: Math.max(0, at), playing: false, learned: null };
   if (Array.isArray(input) && input.length === 28) patch.input = input;
   if (trace.prediction !== undefined) Object.assign(patch, { probabilities: trace.output, prediction: trace.prediction });
   set(patch);

@@ -1,7 +1,9 @@
 """Train mode in real headless Chromium against a real uvicorn: start a run, watch the curve grow
 and the dev accuracy rise, pause, open the step's backprop in the stepper, and read the
 optimizer's update worked in numbers (the server's numbers, checked against the WebSocket
-frames the page received)."""
+frames the page received).
+
+Screenshots go to test-artifacts/screenshots/train-*.png (docs/screenshots/ holds copies)."""
 
 from __future__ import annotations
 
@@ -9,11 +11,7 @@ import json
 
 import pytest
 
-from .conftest import ROOT
-
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
-
-DOCS_SHOTS = ROOT / "docs" / "screenshots"
 
 
 def frames(page) -> list[dict]:
@@ -62,8 +60,6 @@ def test_train_pause_open_backprop_and_see_the_update(page, screenshots):
     assert len(page.query_selector_all("#train-batch-aug canvas")) == 8
     assert len(page.query_selector_all("#train-norms li")) == 3
     page.screenshot(path=str(screenshots / "train-live.png"))
-    DOCS_SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(DOCS_SHOTS / "train-live.png"))
 
     page.click("#train-pause")
     wait(page, "document.body.dataset.trainState === 'paused'", 60_000)
@@ -77,6 +73,8 @@ def test_train_pause_open_backprop_and_see_the_update(page, screenshots):
     # the stepper shows the trace answer; the view switched back
     assert page.evaluate("() => document.body.dataset.view") == "stepper"
     assert page.is_visible("#stepper") and not page.is_visible("#train-view")
+    # it opens on ∂C/∂w of the layer whose update is worked out (a backward step)
+    assert "backward" in page.text_content("#step-phase").lower()
     loss_shown = float(page.get_attribute("#loss-line", "data-value"))
     assert loss_shown == answer["trace"]["loss"]
     # the update worked in numbers: the server's values, shown with their full value as title
@@ -91,7 +89,6 @@ def test_train_pause_open_backprop_and_see_the_update(page, screenshots):
         up["w_new"],
     ]
     page.screenshot(path=str(screenshots / "train-backprop.png"))
-    page.screenshot(path=str(DOCS_SHOTS / "train-backprop.png"))
 
     # one more step, then stop: the results, the gallery, a click traces a dev digit
     page.click("#train-update-card button")
@@ -101,22 +98,26 @@ def test_train_pause_open_backprop_and_see_the_update(page, screenshots):
     page.click("#train-stop")
     page.wait_for_selector("#train-results:not([hidden])", timeout=60_000)
     done = next(m for m in got if m["type"] == "done")
-    cells = page.eval_on_selector_all("#train-confusion td", "els => els.map((e) => +e.textContent)")
+    cells = page.eval_on_selector_all(
+        "#train-confusion td", "els => els.map((e) => +e.textContent)"
+    )
     assert cells == [v for row in done["confusion"] for v in row]
     gallery = page.query_selector_all("#train-gallery button")
     assert len(gallery) == len(done["gallery"])
-    page.screenshot(path=str(DOCS_SHOTS / "train-results.png"), full_page=True)
+    page.screenshot(path=str(screenshots / "train-results.png"), full_page=True)
     gallery[0].click()
     wait(page, "document.body.dataset.view === 'stepper'", 60_000)
     assert page.is_visible("#stepper")
     assert not page.messages.problems(), page.messages.problems()
 
 
-def test_keyboard_zh_phone_and_reduced_motion(browser, server):
+def test_keyboard_zh_phone_and_reduced_motion(browser, server, screenshots):
     context = browser.new_context(viewport={"width": 390, "height": 844}, reduced_motion="reduce")
     page = context.new_page()
     problems: list[str] = []
-    page.on("console", lambda m: problems.append(m.text) if m.type in ("error", "warning") else None)
+    page.on(
+        "console", lambda m: problems.append(m.text) if m.type in ("error", "warning") else None
+    )
     page.on("pageerror", lambda e: problems.append(str(e)))
     page.goto(server + "/")
     page.wait_for_selector("body[data-traces]", timeout=20000)
@@ -144,6 +145,6 @@ def test_keyboard_zh_phone_and_reduced_motion(browser, server):
     wait(page, f"Number(document.body.dataset.trainSteps) === {before + 1}", 60_000)
     page.keyboard.press("Space")
     wait(page, "document.body.dataset.trainState !== 'paused'", 60_000)
-    page.screenshot(path=str(DOCS_SHOTS / "train-phone-zh.png"), full_page=False)
+    page.screenshot(path=str(screenshots / "train-phone-zh.png"))
     context.close()
     assert not problems, problems

@@ -385,7 +385,7 @@ function onTrace(m) {
       : t("train.status.tracedDev", { dev: m.dev, label: m.label }),
   );
   showView(false);
-  hooks.showTrace(tr, image);
+  hooks.showTrace(tr, image, m.update ? m.update.layer : null);
   document.body.dataset.trainTrace = String(m.step);
 }
 

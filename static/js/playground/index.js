@@ -47,6 +47,16 @@ const SLIDERS = {
 };
 const ACTS = ["relu", "identity", "tanh", "sigmoid"];
 
+let currentSpec = null;
+
+/**
+ * The playground's network as a spec when it is valid, takes the 1×28×28 digit and ends in a
+ * softmax classifier of 10 classes (what Train mode trains on MNIST); null otherwise.
+ */
+export function playgroundSpec() {
+  return currentSpec;
+}
+
 export function initPlayground({ traceNetwork, digit, status }) {
   const root = $("playground");
   const toggle = $("playground-tab");
@@ -223,6 +233,8 @@ export function initPlayground({ traceNetwork, digit, status }) {
       list(net.layers, res.rows, "", false),
       summary, errs, h("div", { class: "row" }, traceBtn, linkBtn));
     document.body.dataset.playground = valid ? "valid" : "invalid";
+    const sp = spec();
+    currentSpec = valid && net.input === "digit" && sp.loss === "cross_entropy" && res.shape[0] === 10 ? sp : null;
   }
 
   async function run() {

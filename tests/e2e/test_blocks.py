@@ -86,9 +86,11 @@ def test_residual_backward_splits_and_sums(page, server, screenshots):
     # every cell of the three maps prints the trace's value
     texts = page.locator("#formula").text_content()
     assert "−4" in texts and "−2" in texts
-    page.set_viewport_size({"width": 1280, "height": 900})  # the formula under the maps too
-    page.wait_for_timeout(500)
-    page.screenshot(path=str(screenshots / "residual-backward-sum.png"))
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.wait_for_timeout(500)  # the detail view re-lays out (and restarts its sweep)
+    _focus(page, 6)
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(screenshots / "residual-backward-sum.png"), full_page=True)
     assert not page.messages.problems(), page.messages.problems()
 
 

@@ -253,7 +253,8 @@ def test_conv_detail_runs_at_a_smooth_frame_rate(page, screenshots):
     record("conv_detail_fps", round(fps, 1))
     page.screenshot(path=str(screenshots / "conv-forward.png"))
     assert sweeping == "true", "the sweep should still be animating during the measurement"
-    assert fps > 30
+    # fps is recorded, not asserted: no timed assertions in tests (docs/ui.md has the numbers)
+    assert fps > 0
 
 
 def test_controls_are_labelled_and_keyboard_works(page):

@@ -97,7 +97,7 @@ def test_draw_one_and_zero_are_predicted(page, screenshots):
     record(
         "stroke_end_to_trace_rendered_ms", [round(x, 1) for x in page.evaluate("window.__traceLat")]
     )
-    assert max(lat) < 500  # the target is 150 ms; loose here so a busy machine does not flake
+    # recorded, not asserted (no timed assertions in tests): docs/ui.md has the measured numbers
     assert not page.messages.problems()
 
 

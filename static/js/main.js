@@ -4,7 +4,7 @@ import { api } from "./api.js";
 import { CONFIG } from "./config.js";
 import { fmt } from "./format.js";
 import { applyI18n, initialLang, onLangChange, setLang, t } from "./i18n.js";
-import { currentTarget, fetchTrace, fillSources, fillTargets, showScenarioNote, traceBody } from "./session.js";
+import { currentTarget, ensureLayer, fetchTrace, fillSources, fillTargets, showScenarioNote, traceBody } from "./session.js";
 import { get, set, subscribe } from "./state.js";
 import { buildSteps } from "./steps.js";
 import { initLearning, learningChanged, loadScenario, refreshLearning, applyStep } from "./learning.js";
@@ -220,6 +220,15 @@ function pickColumn(k) {
 function showStep() {
   const { trace, steps, step, playing } = get();
   if (!trace) return;
+  // a backward step of a layer whose weight gradient is not here yet: fetch it, then show
+  const wait = steps[step] && steps[step].phase === "backward" ? ensureLayer(trace, steps[step].layer) : null;
+  if (wait) {
+    wait.then(
+      () => get().trace === trace && get().step === step && showStep(),
+      (err) => status(t("status.error", { msg: err.message })),
+    );
+    return;
+  }
   stepper.render(trace, steps, step, playing);
   overview.render(trace, steps[step]);
   detail.show(trace, steps[step], step);

@@ -39,11 +39,41 @@ export function traceBody(s) {
 export async function fetchTrace(s, body, signal) {
   const own = body.model === undefined && body.params === undefined; // a network seeded on the server
   const include = own ? [...LEAN.include, "params"] : LEAN.include;
+  // A bundled model's weight gradients (113 k of the digit trace's 213 k numbers) come when a
+  // backward step of their layer is opened (ensureLayer), not with every stroke.
+  const lazy = body.model !== undefined ? { exclude: LAZY } : {};
   const [lean, params] = await Promise.all([
-    api.trace({ ...body, ...LEAN, include }, signal),
+    api.trace({ ...body, ...LEAN, include, ...lazy }, signal),
     body.model !== undefined ? paramsOf(body.model) : null,
   ]);
-  return completeTrace(lean, body.input, params || paramsSent(s, body));
+  const trace = completeTrace(lean, body.input, params || paramsSent(s, body));
+  if (body.model !== undefined) trace.__lazy = { body, pending: {} };
+  return trace;
+}
+
+const LAZY = ["dC_dw"];
+
+/**
+ * Null when layer i of `trace` has every tensor the views read; else a promise that fetches the
+ * missing ones (once per layer: POST /api/trace with "layers": [i]) into the trace object.
+ */
+export function ensureLayer(trace, i) {
+  const lazy = trace && trace.__lazy;
+  const l = lazy && trace.layers[i];
+  if (!l || !l.params || !l.params.w || l.backward.dC_dw !== undefined) return null;
+  if (!lazy.pending[i]) {
+    const others = ["a_prev", "z", "a", "dC_da", "dC_dz", "dC_db", "dC_da_prev", "w", "b", "argmax"];
+    lazy.pending[i] = api
+      .trace({ ...lazy.body, ...LEAN, include: ["backward"], layers: [i], exclude: others })
+      .then((r) => {
+        for (const k of LAZY) l.backward[k] = decodeAll(r.layers[i].backward[k]);
+      })
+      .catch((err) => {
+        delete lazy.pending[i];
+        throw err;
+      });
+  }
+  return lazy.pending[i];
 }
 
 /** The state's learned parameters as sent: their exact base64 when the state holds it. */

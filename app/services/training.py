@@ -280,6 +280,11 @@ def _norm(a: np.ndarray) -> float:
     return float(np.sqrt(np.sum(np.square(a, dtype=np.float64))))
 
 
+def _norms(p: dict, keys: list[str]) -> float:
+    """The L2 norm of several arrays taken together (a block's weights)."""
+    return float(np.sqrt(sum(_norm(p[k]) ** 2 for k in keys)))
+
+
 def _u8(x: np.ndarray) -> np.ndarray:
     """Images in [0, 1] as 0..255 integers (for thumbnails: small to send)."""
     return np.rint(np.clip(x, 0, 1) * 255).astype(np.uint8)
@@ -396,6 +401,9 @@ class TrainRun:
             i for i, L in enumerate(self.net.spec["layers"]) if L["type"] == "conv2d"
         ]
         self.param_layers = [i for i, p in enumerate(self.net.params) if p]
+        # layers whose own weight is "w" (conv2d, dense): a worked update's default; a block's
+        # parameters are dotted ("layers.0.w", "branches.1.0.w", "projection.w")
+        self.plain_layers = [i for i in self.param_layers if "w" in self.net.params[i]]
         self._next_batch()
         flip_ex = self._flip_example()
         self._send(
@@ -578,14 +586,17 @@ class TrainRun:
         for i in self.param_layers:
             p = net.params[i]
             g = self.last_grads[i] if self.last_grads else None
+            # a block's norms are over all of its weights (its biases): every key ending in w (b)
+            ws = [k for k in p if k == "w" or k.endswith(".w")]
+            bs = [k for k in p if k == "b" or k.endswith(".b")]
             norms.append(
                 {
                     "layer": i,
                     "type": net.spec["layers"][i]["type"],
-                    "weight": _norm(p["w"]),
-                    "grad": _norm(g["w"]) if g else None,
-                    "bias": _norm(p["b"]),
-                    "bias_grad": _norm(g["b"]) if g else None,
+                    "weight": _norms(p, ws),
+                    "grad": _norms(g, ws) if g else None,
+                    "bias": _norms(p, bs),
+                    "bias_grad": _norms(g, bs) if g else None,
                 }
             )
         b = self.batch
@@ -727,7 +738,9 @@ class TrainRun:
 
     def _weight(self, cmd: TraceMessage, grads: list) -> tuple[int, str, tuple]:
         if cmd.weight is None:
-            layer = self.param_layers[0]
+            layer = (self.plain_layers or self.param_layers)[0]
+            if "w" not in self.net.params[layer]:  # only blocks have parameters: not expected
+                raise RunError(("trace", "weight"), "name a layer with a weight 'w'", "invalid")
             g = grads[layer]["w"]
             return (
                 layer,
@@ -735,10 +748,11 @@ class TrainRun:
                 tuple(int(i) for i in np.unravel_index(np.argmax(np.abs(g)), g.shape)),
             )
         w = cmd.weight
-        if w.layer >= len(self.net.params) or not self.net.params[w.layer]:
+        if w.layer >= len(self.net.params) or w.name not in self.net.params[w.layer]:
             raise RunError(
                 ("trace", "weight", "layer"),
-                f"layer {w.layer} has no parameters; these do: {self.param_layers}",
+                f"layer {w.layer} has no parameter {w.name!r}; these do: {self.plain_layers} "
+                "(a block's parameters are not worked out one by one)",
                 "invalid",
             )
         shape = self.net.params[w.layer][w.name].shape

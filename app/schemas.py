@@ -69,6 +69,11 @@ class HealthResponse(BaseModel):
     version: str = Field(description="cnnviz's version")
     engine: str = Field(description="cnncore's version")
     models: list[str] = Field(description="bundled models that are installed")
+    limits: dict[str, int | list[int]] | None = Field(
+        None,
+        description="the caps a custom network meets (max_layers, max_channels, "
+        "max_multiply_adds, max_trace_values, max_input_shape), to show before they are hit",
+    )
 
     model_config = ConfigDict(
         json_schema_extra={

@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from .. import services
 from ..schemas import HealthResponse
+from ..services.custom import limits
 from . import ApiRoute, SettingsDep
 
 router = APIRouter(prefix="/api", tags=["health"], route_class=ApiRoute)
@@ -22,5 +23,6 @@ _EXAMPLE = {"status": "ok", "version": "0.1.0", "engine": "0.1.0", "models": ["d
     responses={200: {"content": {"application/json": {"example": _EXAMPLE}}}},
 )
 def health(s: SettingsDep) -> dict:
-    """`{"status": "ok", "version": ...}`, the engine's version and the installed models."""
-    return services.health(s)
+    """`{"status": "ok", "version": ...}`, the engine's version, the installed models and the
+    custom-network caps ("limits")."""
+    return {**services.health(s), "limits": limits(s)}

@@ -48,7 +48,7 @@ def wrong_picture(
     images: np.ndarray, labels: np.ndarray, pred: np.ndarray, path: Path, per_row: int = 16
 ) -> int:
     """Draw each wrong digit (uint8 28x28, ink high) at 2x as dark ink on white, with
-    'label→answer' under it. Returns how many were drawn."""
+    'label as answer' under it. Returns how many were drawn."""
     from PIL import Image, ImageDraw
 
     wrong = np.flatnonzero(labels != pred)
@@ -60,7 +60,7 @@ def wrong_picture(
         r, c = divmod(k, per_row)
         digit = Image.fromarray(255 - images[i]).resize((28 * scale, 28 * scale), Image.NEAREST)
         sheet.paste(digit, (c * cell_w + 4, r * cell_h + 2))
-        draw.text((c * cell_w + 10, r * cell_h + 60), f"{labels[i]}→{pred[i]}", fill=0)
+        draw.text((c * cell_w + 10, r * cell_h + 60), f"{labels[i]} as {pred[i]}", fill=0)
     path.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(path, optimize=True)
     return len(wrong)

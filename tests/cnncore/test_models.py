@@ -1,4 +1,6 @@
-"""The bundled digit model: >= 99.0 % on the 1,500 test digits, and on drawn-looking digits."""
+"""The bundled digit model: its recorded dev/test accuracy on the official MNIST is the true one,
+and it reads drawn-looking digits. The data are fetched by `make test`; without them the
+accuracy tests skip (and say why)."""
 
 import numpy as np
 import pytest
@@ -16,7 +18,10 @@ def digits():
 
 @pytest.fixture(scope="module")
 def split():
-    return data.load_split()
+    try:
+        return data.load_split()
+    except data.DataError as exc:
+        pytest.skip(f"MNIST data absent (run `cnnviz data fetch`): {exc}")
 
 
 def test_bundled_model_is_listed_and_small(digits):
@@ -24,14 +29,29 @@ def test_bundled_model_is_listed_and_small(digits):
     assert "digits" in models.available()
     assert net.spec["input_shape"] == [1, 28, 28] and net.spec["output_shape"] == [10]
     assert all(layer.get("out_channels", 0) <= 32 for layer in net.spec["layers"])
-    assert meta["dataset"]["test"] == 1500
+    assert meta["dataset"]["test"] == 10_000 and meta["dataset"]["dev"] == 5_000
 
 
-def test_bundled_model_accuracy_on_test_digits(digits, split):
+def test_bundled_model_accuracy_on_the_official_test_set(digits, split):
     net, meta = digits
-    acc = accuracy(net, split.x_test.astype(np.float64), split.y_test)
-    assert acc >= 0.99, acc
-    assert abs(acc - meta["test_accuracy"]) < 1e-3  # the recorded number is the true one
+    pred = np.concatenate(
+        [
+            net.predict(split.x_test[i : i + 500].astype(np.float64)).argmax(axis=1)
+            for i in range(0, 10_000, 500)
+        ]
+    )
+    acc = float(np.mean(pred == split.y_test))
+    assert acc >= 0.992, acc  # better than the model it replaced (99.24 % on these digits)
+    assert abs(acc - meta["test_accuracy"]) < 1e-4  # the recorded number is the true one
+    cm = np.zeros((10, 10), int)
+    np.add.at(cm, (split.y_test.astype(int), pred), 1)
+    np.testing.assert_array_equal(cm, meta["confusion_matrix"])
+
+
+def test_bundled_model_accuracy_on_dev(digits, split):
+    net, meta = digits
+    acc = accuracy(net, split.x_dev.astype(np.float64), split.y_dev)
+    assert abs(acc - meta["dev_accuracy"]) < 1e-4
 
 
 def _paste_on_canvas(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -21,6 +21,8 @@ async function exactInput(input) {
 /** The URL parameters of the current state (see url.js for the format). */
 export async function urlParams(s) {
   const p = {};
+  // the playground's network travels in the fragment (#net=…); the page re-traces it from there
+  if (isPlayground(s)) return { lang: lang() };
   if (s.source.kind === "model") {
     p.m = s.source.id;
     // The target the trace used, always: the receiver then computes the very same loss.
@@ -38,6 +40,15 @@ export async function urlParams(s) {
   return p;
 }
 
+function isPlayground(s) {
+  return s.source.kind === "scenario" && s.source.id === "playground";
+}
+
+/** The URL's fragment for this state: the playground's #net=… while its network is shown. */
+function fragment(s) {
+  return isPlayground(s) ? location.hash : "";
+}
+
 /** Rewrite the URL (debounced: playing changes the step often). */
 export function stateToUrl() {
   if (!ready) return;
@@ -46,7 +57,7 @@ export function stateToUrl() {
     const s = get();
     if (!s.source.id || !s.trace) return;
     const p = await urlParams(s);
-    if (s === get() && s.trace) writeUrl(p);
+    if (s === get() && s.trace) writeUrl(p, fragment(s));
     document.body.dataset.url = location.search; // for the e2e tests: the URL is up to date
   }, 120);
 }
@@ -130,7 +141,7 @@ export function initShare({ status }) {
   ready = true;
   $("copy-link").addEventListener("click", async () => {
     const s = get();
-    writeUrl(await urlParams(s));
+    writeUrl(await urlParams(s), fragment(s));
     const ok = await copy(location.href);
     const msg = $("share-msg");
     // The digit model's learned weights (114,314 numbers) do not fit in a link: say so.

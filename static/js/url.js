@@ -142,10 +142,14 @@ export function readUrl() {
   return Object.fromEntries(new URLSearchParams(location.search));
 }
 
-/** Replace the page's URL (no new history entry) with these parameters (empty ones dropped). */
-export function writeUrl(params) {
+/**
+ * Replace the page's URL (no new history entry) with these parameters (empty ones dropped). The
+ * fragment is kept (the playground's network travels in it as #net=…) unless `hash` says
+ * otherwise ("" drops it).
+ */
+export function writeUrl(params, hash = location.hash) {
   const q = new URLSearchParams();
   for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== null && v !== "") q.set(k, String(v));
-  const url = `${location.pathname}?${q.toString().replace(/%3A/g, ":").replace(/%2C/g, ",")}`;
-  if (url !== location.pathname + location.search) history.replaceState(null, "", url);
+  const url = `${location.pathname}?${q.toString().replace(/%3A/g, ":").replace(/%2C/g, ",")}${hash}`;
+  if (url !== location.pathname + location.search + location.hash) history.replaceState(null, "", url);
 }

@@ -4,6 +4,9 @@ the network travels in the link."""
 
 from __future__ import annotations
 
+import base64
+import json
+
 import pytest
 
 from .helpers import go_to_step, step_total
@@ -94,4 +97,78 @@ def test_the_network_travels_in_the_link(page, server):
     assert other.locator('.pg-layer[data-type="concat"]').count() == 1
     # the link traces the network it carries: its concat block is in the overview
     other.wait_for_selector(".ov-block.ov-concat", timeout=20000)
+    other.close()
+
+
+def _net_link(base: str, net: dict) -> str:
+    raw = base64.urlsafe_b64encode(json.dumps(net).encode()).decode().rstrip("=")
+    return f"{base}/#net={raw}"
+
+
+def test_limits_shown_up_front_and_a_network_over_the_cap_is_marked_before_tracing(page):
+    limits = page.evaluate("() => fetch('/api/health').then((r) => r.json())")["limits"]
+    page.locator("#playground-tab").click()
+    shown = page.locator("#pg-limits").text_content()
+    cap = limits["max_multiply_adds"]
+    assert f"{limits['max_layers']} layers" in shown
+    assert f"{cap:,}" in shown
+    # seven 16-channel 7×7 convs on 28×28: over the multiply-add cap (16·16·49·784 each)
+    conv = {"type": "conv2d", "kernel_size": 7, "stride": 1, "padding": 3, "activation": "relu"}
+    layers = [{**conv, "out_channels": 16} for _ in range(7)]
+    madds = 1 * 16 * 49 * 784 + 6 * 16 * 16 * 49 * 784
+    assert madds > cap
+    requests = []
+    page.on("request", lambda r: requests.append(r.url) if "/api/trace" in r.url else None)
+    other = page.context.new_page()
+    other.on("request", lambda r: requests.append(r.url) if "/api/trace" in r.url else None)
+    other.goto(_net_link(page.base, {"input": "digit", "layers": layers}))
+    other.wait_for_selector("#playground:not([hidden])")
+    other.wait_for_selector("#pg-summary[data-over-madds='true']")
+    assert other.locator("body").get_attribute("data-playground") == "invalid"
+    problems = other.locator("#pg-problems").text_content()
+    assert f"{madds:,} multiply-adds per sample is over this server's limit of {cap:,}" in problems
+    assert other.locator("#pg-trace").is_disabled()
+    # the link's network is not sent: the page explained it instead (the first trace is the
+    # digit model's own; wait for it, then give the playground's hash a moment)
+    other.wait_for_selector("body[data-traces]", timeout=20000)
+    other.wait_for_timeout(500)
+    assert not [u for u in requests if u], requests
+    # two convs fewer: under the cap, unmarked, and tracing is possible
+    other.locator('[data-remove="6"]').click()
+    other.locator('[data-remove="5"]').click()
+    assert other.locator("#pg-summary").get_attribute("data-over-madds") == "false"
+    assert other.locator("#pg-problems").text_content() == ""
+    other.close()
+
+
+def test_copy_link_keeps_the_playground_network(page):
+    page.locator("#playground-tab").click()
+    page.locator('[data-remove="2"]').click()  # drop the residual block
+    before = page.locator("body").get_attribute("data-traces")
+    page.locator("#pg-trace").click()
+    page.wait_for_function(f"() => document.body.dataset.traces !== '{before}'")
+    page.wait_for_function("() => location.hash.startsWith('#net=')")
+    go_to_step(page, 2)  # the page rewrites its query on every step: the network stays
+    page.locator("#copy-link").click()
+    page.wait_for_function("() => document.getElementById('share-msg').dataset.url")
+    url = page.locator("#share-msg").get_attribute("data-url")
+    assert "#net=" in url and "s=playground" not in url
+    other = page.context.new_page()
+    msgs = []
+    other.on("console", lambda m: msgs.append(f"{m.type}: {m.text}"))
+    other.goto(url)
+    other.wait_for_selector("#playground:not([hidden])")
+    layers = other.locator("#playground > .pg-listbox > .pg-list > .pg-layer")
+    assert [layers.nth(i).get_attribute("data-type") for i in range(layers.count())] == [
+        "conv2d",
+        "maxpool2d",
+        "flatten",
+        "dense",
+    ]
+    # it is traced: the overview shows the playground's four layers, no residual block
+    other.wait_for_function("() => document.body.dataset.source === 'playground'", timeout=20000)
+    other.wait_for_selector("#overview .ov-layer, #overview [role='listitem']")
+    assert other.locator(".ov-block").count() == 0
+    # nothing in the link was misunderstood (no notice)
+    assert not [m for m in msgs if m.startswith(("error", "warning"))], msgs
     other.close()

@@ -148,3 +148,65 @@ def test_keyboard_zh_phone_and_reduced_motion(browser, server, screenshots):
     page.screenshot(path=str(screenshots / "train-phone-zh.png"))
     context.close()
     assert not problems, problems
+
+
+def test_train_the_playground_network(page, screenshots):
+    """A network built in the playground (with a residual block) is trained in Train mode: its
+    spec goes up as the start message's "network"; the loss curve grows."""
+    got = frames(page)
+    sent: list[dict] = []
+
+    def on_ws(ws):
+        if ws.url.endswith("/api/train"):
+            ws.on("framesent", lambda payload: sent.append(json.loads(payload)))
+
+    page.on("websocket", on_ws)
+    page.click("#playground-tab")
+    page.select_option("#pg-input", "small")
+    page.click("#train-tab")
+    page.select_option("#train-network", "playground")
+    # the 6×6 example input can't learn digits: said why, and Start is off
+    why = page.locator("#train-net-why")
+    assert why.is_visible() and why.get_attribute("data-reason") == "input"
+    assert "1×28×28" in why.text_content()
+    assert page.is_disabled("#train-start")
+    # back in the playground: the digit input, and a 3×3 max-pool (stride 3) after the conv
+    page.click("#train-tab")
+    page.select_option("#pg-input", "digit")
+    page.locator('.pg-layer[data-id="1"] > .pg-fields input[data-field="kernel_size"]').fill("3")
+    page.locator('.pg-layer[data-id="1"] > .pg-fields input[data-field="stride"]').fill("3")
+    assert page.locator("body").get_attribute("data-playground") == "valid"
+    page.click("#train-tab")
+    assert why.get_attribute("data-reason") == "ok"
+    assert "multiply-adds" in why.text_content()
+    assert not page.is_disabled("#train-start")
+    page.fill("#train-steps", "40")
+    page.click("#train-start")
+    wait(page, "Number(document.body.dataset.trainSteps || 0) >= 20", timeout=120_000)
+    start = next(m for m in sent if m["type"] == "start")
+    net = start["network"]
+    assert net["input_shape"] == [1, 28, 28] and net["loss"] == "cross_entropy"
+    assert [layer["type"] for layer in net["layers"]] == [
+        "conv2d",
+        "maxpool2d",
+        "residual",
+        "flatten",
+        "dense",
+    ]
+    assert net["layers"][1]["kernel_size"] == 3 and net["layers"][1]["stride"] == 3
+    started = next(m for m in got if m["type"] == "started")
+    assert started["network"]["layers"][2]["type"] == "residual"
+    losses = [v for m in got if m["type"] == "step" for v in m["losses"]]
+    assert len(losses) >= 20 and all(v > 0 for v in losses)
+    label = page.get_attribute("#train-loss", "aria-label")
+    assert "steps" in label
+    # the curve's canvas has been drawn on (not blank)
+    drawn = page.evaluate(
+        """() => { const c = document.getElementById('train-loss');
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let n = 0; for (let i = 0; i < d.length; i += 4) if (d[i] < 200 && d[i + 2] > 150) n++;
+        return n; }"""
+    )
+    assert drawn > 50
+    page.screenshot(path=str(screenshots / "train-playground.png"))
+    assert not page.messages.problems(), page.messages.problems()

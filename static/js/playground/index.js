@@ -48,6 +48,7 @@ const SLIDERS = {
 const ACTS = ["relu", "identity", "tanh", "sigmoid"];
 
 let currentSpec = null;
+let currentStatus = { spec: null, reason: "unbuilt", shape: null, madds: 0, layers: 0 };
 
 /**
  * The playground's network as a spec when it is valid, takes the 1×28×28 digit and ends in a
@@ -55,6 +56,16 @@ let currentSpec = null;
  */
 export function playgroundSpec() {
   return currentSpec;
+}
+
+/**
+ * The playground's network for Train mode: {spec, reason, shape, madds, layers}. reason is null
+ * when spec can be trained on the digits, else why not: "unbuilt" (not opened yet), "invalid" (a
+ * shape error or a limit), "input" (the 6×6 example input, not a 1×28×28 digit) or "output" (not
+ * a softmax over 10 classes; shape is its output shape).
+ */
+export function playgroundStatus() {
+  return currentStatus;
 }
 
 export function initPlayground({ traceNetwork, digit, status }) {
@@ -217,7 +228,9 @@ export function initPlayground({ traceNetwork, digit, status }) {
     const limitsText = limits
       ? t("pg.limits", { layers: limits.max_layers, channels: limits.max_channels, madds: limits.max_multiply_adds.toLocaleString() })
       : t("pg.limitsUnknown");
-    const summary = h("p", { class: "pg-summary", id: "pg-summary", "data-valid": String(Boolean(valid)) },
+    const over = Boolean(limits && madds > limits.max_multiply_adds);
+    const summary = h("p", { class: "pg-summary" + (over ? " over" : ""), id: "pg-summary", "data-valid": String(Boolean(valid)),
+      "data-over-madds": String(over) },
       res.shape ? t("pg.summary", { shape: shapeText(res.shape), n, params: params.toLocaleString(), madds: madds.toLocaleString() }) : t("pg.invalid"));
     const traceBtn = h("button", { type: "button", class: "primary", id: "pg-trace", disabled: !valid,
       onclick: () => run() }, t("pg.trace"));
@@ -234,10 +247,16 @@ export function initPlayground({ traceNetwork, digit, status }) {
       summary, errs, h("div", { class: "row" }, traceBtn, linkBtn));
     document.body.dataset.playground = valid ? "valid" : "invalid";
     const sp = spec();
-    currentSpec = valid && net.input === "digit" && sp.loss === "cross_entropy" && res.shape[0] === 10 ? sp : null;
+    const tenClasses = valid && sp.loss === "cross_entropy" && res.shape.length === 1 && res.shape[0] === 10;
+    currentSpec = valid && net.input === "digit" && tenClasses ? sp : null;
+    const reason = !valid ? "invalid" : net.input !== "digit" ? "input" : !tenClasses ? "output" : null;
+    currentStatus = { spec: currentSpec, reason, shape: res.shape, madds, layers: n };
   }
 
   async function run() {
+    render();
+    // a shape error or a network over the server's limits is explained on the page, not sent
+    if (document.body.dataset.playground !== "valid") return;
     const s = spec();
     const input = net.input === "digit" ? digit() || Array.from({ length: 28 }, () => new Array(28).fill(0)) : SMALL_INPUT;
     const res = walk(net.layers, inputShape(), t);

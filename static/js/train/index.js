@@ -7,6 +7,8 @@ import { onLangChange, t } from "../i18n.js";
 import { lineChart, paintGrid, thumbs } from "./draw.js";
 import { TrainSocket } from "./socket.js";
 import { exampleGradient, updateHtml } from "./update.js";
+import { playgroundStatus } from "../playground/index.js";
+import { shapeText } from "../playground/shapes.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -62,6 +64,7 @@ export function showView(train) {
   const tab = $("train-tab");
   if (tab) tab.setAttribute("aria-pressed", String(train));
   if (train) {
+    networkNote();
     dirty = new Set(["curves", "snapshot", "stats"]);
     schedule();
   }
@@ -83,11 +86,34 @@ function startMessage() {
     max_steps: Math.max(1, Math.round(Number($("train-steps").value) || 1)),
   };
   if (net === "lenet-random") msg.network = LENET;
+  else if (net === "playground") msg.network = playgroundStatus().spec;
   else msg.model = "digits";
   return msg;
 }
 
+/** Under the network choice: the playground's network, or why it can't be trained on digits. */
+function networkNote() {
+  const p = $("train-net-why");
+  const chosen = $("train-network").value === "playground";
+  p.hidden = !chosen;
+  if (!chosen) {
+    if (run.state !== "connecting") $("train-start").disabled = false;
+    delete p.dataset.reason;
+    return true;
+  }
+  const st = playgroundStatus();
+  const shape = st.shape ? shapeText(st.shape) : "?";
+  p.dataset.reason = st.reason || "ok";
+  p.classList.toggle("bad", Boolean(st.reason));
+  p.textContent = st.reason
+    ? t(`train.pg.${st.reason}`, { shape, digit: t("pg.inputDigit") })
+    : t("train.pg.ok", { layers: st.layers, madds: st.madds.toLocaleString(), shape });
+  if (run.state !== "connecting") $("train-start").disabled = Boolean(st.reason);
+  return !st.reason;
+}
+
 function start() {
+  if (!networkNote()) return;
   Object.assign(run, {
     state: "connecting",
     started: null,
@@ -125,7 +151,7 @@ function say(text) {
 function buttons() {
   const s = run.state;
   const live = ["running", "paused"].includes(s);
-  $("train-start").disabled = s === "connecting";
+  $("train-start").disabled = s === "connecting" || ($("train-network").value === "playground" && Boolean(playgroundStatus().reason));
   $("train-start").textContent = t(live ? "train.restart" : "train.start");
   $("train-pause").disabled = s !== "running";
   $("train-step").disabled = s !== "paused";
@@ -486,6 +512,7 @@ export function initTrain(h) {
   $("train-stop").addEventListener("click", () => command("stop"));
   $("train-open").addEventListener("click", openStep);
   $("aug-flip").addEventListener("change", showFlip);
+  $("train-network").addEventListener("change", networkNote);
   $("train-optimizer").addEventListener("change", (e) => {
     $("train-lr").value = e.target.value === "adam" ? "0.001" : e.target.value === "sgd" ? "0.1" : "0.05";
   });
@@ -521,6 +548,7 @@ export function initTrain(h) {
   });
   onLangChange(() => {
     buttons();
+    networkNote();
     showFlip();
     dirty = new Set(["curves", "stats", "snapshot"]);
     if (run.done) showResults(run.done);

@@ -153,6 +153,11 @@ async function runTrace() {
   try {
     const trace = await fetchTrace(get(), body);
     if (seq !== traceSeq) return;
+    // the step that stays in view gets its layer's lazily fetched tensors before anything shows
+    const steps = buildSteps(trace);
+    const kept = steps[keptStep(trace, steps)];
+    await (kept && kept.phase === "backward" ? ensureLayer(trace, kept.layer) : null);
+    if (seq !== traceSeq) return;
     showTrace(trace, seq);
   } catch (err) {
     set({ busy: false });
@@ -161,13 +166,21 @@ async function runTrace() {
   }
 }
 
+/** The step a new trace opens at: the current one when the network is the same, or a link's. */
+function keptStep(trace, steps) {
+  const s = get();
+  const key = JSON.stringify(trace.network.layers.map((l) => [l.type, l.output_shape]));
+  let keep = s.trace && s.trace.__key === key ? Math.min(s.step, steps.length - 1) : 0;
+  if (s.pendingStep !== null) keep = Math.max(0, Math.min(steps.length - 1, s.pendingStep));
+  return keep;
+}
+
 /** Show a complete trace object (from runTrace, or from a learning step's one answer). */
 function showTrace(trace, seq = ++traceSeq) {
   trace.__key = JSON.stringify(trace.network.layers.map((l) => [l.type, l.output_shape]));
   const s = get();
   const steps = buildSteps(trace);
-  let keep = s.trace && s.trace.__key === trace.__key ? Math.min(s.step, steps.length - 1) : 0;
-  if (s.pendingStep !== null) keep = Math.max(0, Math.min(steps.length - 1, s.pendingStep));
+  const keep = keptStep(trace, steps);
   const patch = { trace, steps, step: keep, busy: false, error: "", pendingStep: null };
   if (trace.prediction !== undefined && (s.source.kind === "model" || isOnnx(s))) {
     Object.assign(patch, { probabilities: trace.output, prediction: trace.prediction });

@@ -73,11 +73,37 @@ def test_installs_cnnviz_and_no_app(installed: Path, tmp_path: Path):
     assert all(line.startswith(str(installed)) for line in out.split())
 
 
+BROWSER = """
+import sys
+from playwright.sync_api import sync_playwright
+from tests.e2e.helpers import ONE, draw, go_to_step, wait_settled
+
+base, chromium = sys.argv[1], sys.argv[2]
+with sync_playwright() as p:
+    browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+    page.goto(base + "/")
+    page.wait_for_selector("body[data-traces]", state="attached", timeout=30000)
+    draw(page, ONE)
+    wait_settled(page, timeout=60000)
+    assert page.locator("#probs").get_attribute("data-prediction") is not None
+    go_to_step(page, 0)
+    assert page.locator("#detail").get_attribute("data-kind") == "conv"
+    go_to_step(page, 5)
+    page.locator("#learn-apply").click()
+    page.wait_for_function(
+        "() => document.querySelector('#learn-card').dataset.steps === '1'", timeout=60000
+    )
+    browser.close()
+assert not errors, errors
+print("browser ok")
+"""
+
+
 def test_serves_the_page_from_another_folder_draw_step_learn(installed: Path, tmp_path: Path):
-    from playwright.sync_api import sync_playwright
-
-    from tests.e2e.helpers import ONE, draw, go_to_step, wait_settled
-
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CNNVIZ_")}
     cli = installed / "bin" / "cnnviz"
@@ -86,27 +112,16 @@ def test_serves_the_page_from_another_folder_draw_step_learn(installed: Path, tm
     try:
         page_html = httpx.get(srv.base + "/", timeout=10)
         assert page_html.status_code == 200 and 'rel="modulepreload"' in page_html.text
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-            page = browser.new_page(viewport={"width": 1280, "height": 800})
-            errors: list[str] = []
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.on("console", lambda m: m.type == "error" and errors.append(m.text))
-            page.goto(srv.base + "/")
-            page.wait_for_selector("body[data-traces]", state="attached", timeout=30000)
-            draw(page, ONE)
-            wait_settled(page, timeout=60000)
-            assert page.locator("#probs").get_attribute("data-prediction") is not None
-            go_to_step(page, 0)
-            assert page.locator("#detail").get_attribute("data-kind") == "conv"
-            go_to_step(page, 5)
-            page.locator("#learn-apply").click()
-            page.wait_for_function(
-                "() => document.querySelector('#learn-card').dataset.steps === '1'",
-                timeout=60000,
-            )
-            browser.close()
-        assert not errors, errors
+        # Chromium in its own process: Playwright's sync API cannot run twice in one (the e2e
+        # tests' browser may be running in this one)
+        r = subprocess.run(
+            [sys.executable, "-c", BROWSER, srv.base, CHROMIUM],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert r.returncode == 0 and "browser ok" in r.stdout, r.stdout + r.stderr
     finally:
         # uvicorn shuts down gracefully, then re-raises the SIGTERM it caught
         assert srv.stop() in (0, -15), srv.output()[-2000:]

@@ -93,6 +93,19 @@ def _finite(a: Any) -> bool:
     return a is None or not isinstance(a, np.ndarray) or bool(np.isfinite(a).all())
 
 
+def _all_finite(x: Any) -> bool:
+    """Every number inside `x` (a block's nested entries: dicts, lists, arrays) is finite."""
+    if isinstance(x, dict):
+        return all(_all_finite(v) for v in x.values())
+    if isinstance(x, (list, tuple)):
+        return all(_all_finite(v) for v in x)
+    if isinstance(x, np.ndarray):
+        return x.dtype.kind not in "fc" or bool(np.isfinite(x).all())
+    if isinstance(x, float):
+        return bool(np.isfinite(x))
+    return True
+
+
 def apply(out: dict[str, Any], sel: Selection, encoding: str, softmax_ce: bool) -> dict[str, Any]:
     """The trace dict `out` (Trace.to_dict()) cut to the selection, with norms and the
     dedupe notes; raises the 422 "overflow" if a returned number is not finite.
@@ -110,6 +123,10 @@ def apply(out: dict[str, Any], sel: Selection, encoding: str, softmax_ce: bool) 
         entry = {
             k: v for k, v in layer.items() if k not in ("params", "forward", "backward", "argmax")
         }
+        # a block's nested entries (inner layers, branches, projection, split) travel whole:
+        # every number in them is returned, so every one must be finite
+        if not _all_finite(entry):
+            raise ApiError(("body",), OVERFLOW, "overflow")
         entry["norms"] = {
             "a": _norm(fw.get("a")),
             "dC_da": _norm(bw.get("dC_da")),

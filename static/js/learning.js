@@ -25,7 +25,8 @@ export function isEdited(s) {
 
 /** Parameters changed by learning (or edits) compared with the bundled / scenario ones. */
 function paramsChanged(s) {
-  if (s.source.kind === "model") return Boolean(s.params);
+  // a bundled model or an uploaded .onnx network: learned parameters replace its own
+  if (s.source.kind === "model" || s.source.kind === "onnx") return Boolean(s.params);
   return Boolean(s.base && s.values && JSON.stringify(s.base.params) !== JSON.stringify(s.values.params));
 }
 

@@ -111,9 +111,19 @@ export function suggestRate(trace) {
   return Number((d * 10 ** e).toPrecision(1));
 }
 
-/** Whether the network of the trace has any parameters to learn. */
+/**
+ * Whether the network of the trace has any parameters to learn: a layer's weight `w`, or, in a
+ * block (residual, concat), a flat dotted name such as `layers.0.w` or an inner entry's own `w`.
+ */
 export function hasParams(trace) {
-  return Boolean(trace && trace.layers.some((l) => l.params && l.params.w));
+  return Boolean(trace && trace.layers.some(learnable));
+}
+
+function learnable(l) {
+  if (!l) return false;
+  if (l.params && Object.keys(l.params).some((k) => k === "w" || k.endsWith(".w"))) return true;
+  const inner = [...(l.layers || []), ...(l.branches || []).flat(), l.projection];
+  return inner.some(learnable);
 }
 
 export function fillTargets(s) {

@@ -2,7 +2,7 @@
 // backward pass: dC/da = a − y for MSE, or dC/dz = a − y for softmax with cross-entropy.
 
 import { CONFIG } from "../config.js";
-import { maxAbs, rc } from "../math/tensor.js";
+import { flat, maxAbs, rc } from "../math/tensor.js";
 import { fitDigits } from "../format.js";
 import { grad, joined, math, mfrac, mi, mn, mo, mrow, msup, mtext, sym } from "../math/mathml.js";
 import { asMaps, between, cellName, channelPicker, clear, gridAt, label, layoutColumn, layoutRow, t } from "./common.js";
@@ -23,6 +23,10 @@ export function loss(ui, { trace }) {
     : layoutRow(ui, panels.map(() => ({ rows, cols })), { gap: 48 });
   const grids = panels.map((m, k) => gridAt(places[k], { values: m, maxAbs: maxAbs(m) || 1 }).render());
   let cur = [0, 0];
+  // Softmax underflow (a logit gap over ~710): the target's probability is exactly 0 in float64,
+  // so ∂C/∂a = −y/a is −∞ there (the API sends −inf; it is not used by backpropagation).
+  const kT = ce ? flat(y).indexOf(1) : -1;
+  const underflow = kT >= 0 && flat(a)[kT] === 0;
 
   ui.explain(t(ce ? (softCE ? "loss.explainSoftCE" : "loss.explainCE") : "loss.explainMSE"));
   const canRetarget = document.body.dataset.source === "model";
@@ -34,6 +38,17 @@ export function loss(ui, { trace }) {
     if (ce) {
       // C = −log a_k of the true a_k: printed with the digits that make −log(shown) = shown C.
       const k = flatY.findIndex((v) => v === 1);
+      if (underflow) {
+        // a_k is exactly 0 in float64: −log 0 would be ∞, so C is printed as the engine computes
+        // it, log Σ e^z − z_k (log-sum-exp over the last layer's z), which holds as printed.
+        const z = flat(last.forward.z);
+        const m = Math.max(...z);
+        const lse = m + Math.log(z.reduce((s, v) => s + Math.exp(v - m), 0));
+        const { d, rd } = fitDigits([lse, z[k]], ([p1, p2]) => p1 - p2, trace.loss);
+        return math(mi("C"), mo("="), mo("−"), mi("log"), sym("a", k), mo("="), mi("log"), mo("∑"), msup(mi("e"), sym("z", "j")),
+          mo("−"), sym("z", k), mo("="), mn(lse, { digits: d }), mo("−"), mn(z[k], { paren: true, digits: d }), mo("="),
+          mn(trace.loss, { role: "loss-value", digits: rd }));
+      }
       const { d, rd } = fitDigits([flatA[k]], ([x]) => -Math.log(x), trace.loss);
       return math(mi("C"), mo("="), mo("−"), mo("∑"), sym("y", "k"), mi("log"), sym("a", "k"), mo("="),
         mo("−"), mi("log"), mrow(mo("("), mn(flatA[k], { digits: d }), mo(")")), mo("="),
@@ -68,7 +83,19 @@ export function loss(ui, { trace }) {
       rhs = [sym("a", name), mo("−"), sym("y", name), mo("="), mn(av, { digits: d }), mo("−"), mn(yv, { digits: d }),
         mo("="), mn(gv, { role: "grad-value", digits: rd })];
     }
-    ui.formula(costFormula(), math(lhs, mo("="), ...rhs), ...(softCE ? [math(mtext(t("loss.softCEnote")))] : []));
+    const notes = softCE ? [math(mtext(t("loss.softCEnote")))] : [];
+    if (underflow) {
+      // ∂C/∂a_k = −y_k / a_k = −1/0 = −∞, from the trace's own dC/da (−inf), and why
+      const dA = flat(last.backward.dC_da || [])[kT];
+      const kName = String(kT);
+      if (softCE) {
+        notes.push(math(grad(sym("a", kName)), mo("="), mo("−"), mfrac(sym("y", kName), sym("a", kName)), mo("="), mo("−"),
+          mfrac(mn(flat(y)[kT]), mn(flat(a)[kT])), mo("="), mn(dA ?? -flat(y)[kT] / flat(a)[kT], { role: "da-underflow" })));
+      }
+      notes.push(math(mtext(t("loss.underflow"))));
+    }
+    ui.formula(costFormula(), math(lhs, mo("="), ...rhs), ...notes);
+    ui.root.dataset.underflow = String(underflow);
     Object.assign(ui.root.dataset, { f: String(ch), i: String(i), j: String(j) });
   }
 

@@ -159,6 +159,7 @@ export default {
   "loss.notes": "C = {C}. Change the target to see another gradient.",
   "loss.notesFixed": "C = {C}.",
   "loss.softCEnote": "(softmax + cross-entropy)",
+  "loss.underflow": "The target's probability underflowed to exactly 0 in float64 (a logit gap over ~710), so ∂C/∂a = −y/a is −∞ there. Backpropagation does not use it: ∂C/∂z = a − y is finite and exact, and C is computed as log Σ e^z − z_k.",
 
   "convBack.bias": "The bias was added at every one of the {n} positions, so its gradient is the SUM of ∂C/∂z over all positions (not an average).",
   "convBack.biasNote": "Green: the cells already added. The running sum ends at ∂C/∂b.",

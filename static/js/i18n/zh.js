@@ -159,6 +159,7 @@ export default {
   "loss.notes": "C = {C}。改变目标可以看到另一个梯度。",
   "loss.notesFixed": "C = {C}。",
   "loss.softCEnote": "（softmax + 交叉熵）",
+  "loss.underflow": "目标类别的概率在 float64 中下溢为恰好 0（logit 差距超过约 710），所以那里的 ∂C/∂a = −y/a 是 −∞。反向传播不用它：∂C/∂z = a − y 有限且精确，C 按 log Σ e^z − z_k 计算。",
 
   "convBack.bias": "偏置在全部 {n} 个位置上都被加了一次，所以它的梯度是 ∂C/∂z 在所有位置上的总和（不是平均）。",
   "convBack.biasNote": "绿色：已经加过的格子。累加和最后等于 ∂C/∂b。",

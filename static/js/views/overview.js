@@ -155,7 +155,8 @@ export class Overview {
       const given = l.norms && typeof l.norms.dC_da === "number" ? l.norms.dC_da : null;
       vals.push(given ?? norm(l.backward && l.backward.dC_da));
     });
-    const known = vals.filter((v) => v !== null && v > 0);
+    // an infinite norm (the softmax-underflow −∞ of dC/da) is drawn full height, labelled ∞
+    const known = vals.filter((v) => v !== null && v > 0 && Number.isFinite(v));
     box.hidden = !known.length;
     if (!known.length) return;
     const lo = Math.log10(Math.min(...known));
@@ -169,12 +170,13 @@ export class Overview {
       const li = el("li");
       const track = el("div", "gs-track");
       const bar = el("div", "gs-bar");
-      const frac = v === null ? 0 : v === 0 ? 0 : hi > lo ? 0.1 + 0.9 * ((Math.log10(v) - lo) / (hi - lo)) : 1;
+      const frac = v === null ? 0 : v === 0 ? 0 : v === Infinity ? 1 : hi > lo ? 0.1 + 0.9 * ((Math.log10(v) - lo) / (hi - lo)) : 1;
       bar.style.height = `${Math.round(frac * 100)}%`;
       track.append(bar);
       const text = v === null ? "–" : fmt(v, 2);
       const val = el("span", "gs-val", text);
-      li.title = t("strip.bar", { name: layerName(spec), v: v === null ? "–" : full(v) });
+      li.title = t("strip.bar", { name: layerName(spec), v: v === null ? "–" : Number.isFinite(v) ? full(v) : text });
+      if (v === Infinity) li.title += "\n" + t("loss.underflow");
       li.setAttribute("aria-label", t("strip.bar", { name: layerName(spec), v: text }));
       li.classList.toggle("current", step.grad && k === step.column);
       li.dataset.value = v === null ? "" : String(v);

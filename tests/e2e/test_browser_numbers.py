@@ -253,3 +253,122 @@ def test_browser_sums_equal_the_server_tensors(page, server, shape, conv):
     if ph or pw:
         assert checked["cropped"], checked
     assert not page.messages.problems(), page.messages.problems()
+
+
+# ---------------------------------------------------------------------- g′(z) and pool backward
+DG = {
+    "relu": lambda z: (z > 0).astype(np.float64),
+    "sigmoid": lambda z: (1 / (1 + np.exp(-z))) * (1 - 1 / (1 + np.exp(-z))),
+    "tanh": lambda z: 1 - np.tanh(z) ** 2,
+}
+
+SHOW_ALL = """async ({ k, pos, revealed }) => {
+  const { dv, trace, steps } = window.__probe;
+  if (dv.index !== k) dv.show(trace, steps[k], k);
+  const frame = () => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
+  await frame();
+  dv.focus(pos);
+  await frame();
+  const host = document.getElementById('probe');
+  const items = [...host.querySelectorAll('.formula [data-value]')]
+    .map((e) => ({ v: e.dataset.value, role: e.dataset.role || null }));
+  const running = dv.anim.runningSum ? revealed.map((r) => dv.anim.runningSum(r)) : null;
+  return { items, data: { ...host.dataset }, positions: dv.anim.positions, running };
+}"""
+
+
+@pytest.mark.parametrize(
+    "act,pool",
+    [("relu", "maxpool2d"), ("sigmoid", "avgpool2d"), ("tanh", "maxpool2d")],
+)
+def test_activation_derivative_and_pool_running_sum_equal_numpy(page, server, act, pool):
+    rng = np.random.default_rng(len(act))
+    shape = [2, 6, 6]
+    spec = {
+        "input_shape": shape,
+        "layers": [
+            {"type": "conv2d", "out_channels": 2, "kernel_size": 3, "padding": 1,
+             "activation": act},
+            {"type": pool, "kernel_size": 3, "stride": 2, "padding": 1},
+            {"type": "flatten"},
+            {"type": "dense", "units": 2},
+        ],
+        "loss": "mse",
+    }  # fmt: skip
+    params = [
+        {"w": rng.normal(0, 0.7, (2, 2, 3, 3)).tolist(), "b": [0.1, -0.2]},
+        {},
+        {},
+        {"w": rng.normal(0, 0.5, (2, 18)).tolist(), "b": [0.0, 0.1]},
+    ]
+    body = {"network": spec, "params": params, "input": rng.normal(0, 1, shape).tolist(),
+            "target": [0.5, -0.5]}  # fmt: skip
+    kinds = page.evaluate(SETUP, body)
+    tr = httpx.post(server + "/api/trace", json=body, timeout=30).json()
+    L0, L1 = tr["layers"][0], tr["layers"][1]
+    z = np.asarray(L0["forward"]["z"])
+    gp = DG[act](z)
+    checked = {"fwd": 0, "back": 0, "pool": 0, "running": 0}
+
+    # the activation step: g′(z) printed beside a = g(z) (forward) and in dC/dz = dC/da · g′(z)
+    for kind in ("activation:0", "activation_back:0"):
+        k = kinds.index(kind)
+        for pos in range(0, 36, 5):
+            shown = page.evaluate(SHOW_ALL, {"k": k, "pos": pos, "revealed": []})
+            d = shown["data"]
+            f, i, j = int(d["f"]), int(d["i"]), int(d["j"])
+            vals = [float(it["v"]) for it in shown["items"]]
+            roles = [it["role"] for it in shown["items"]]
+            if kind.startswith("activation:"):
+                assert vals[roles.index("a-value")] == L0["forward"]["a"][f][i][j]
+                assert close(vals[-1], gp[f, i, j]), (vals, gp[f, i, j])
+                checked["fwd"] += 1
+            else:
+                at = roles.index("dz-value")
+                da, g, dz = vals[at - 2 : at + 1]
+                assert da == L0["backward"]["dC_da"][f][i][j]
+                assert close(g, gp[f, i, j]), (g, gp[f, i, j])
+                assert dz == L0["backward"]["dC_dz"][f][i][j]
+                checked["back"] += 1
+
+    # the pool backward: each window's share (δ, or δ/n for average) and the running sum
+    dA = np.asarray(L1["backward"]["dC_da"])
+    dX = np.asarray(L1["backward"]["dC_da_prev"])
+    _, Ho, Wo = dA.shape
+    H, W = shape[1], shape[2]
+    k = kinds.index("pool_back:1")
+    for c in range(1):  # the channel the step opens with
+        targets = []
+        for i in range(Ho):
+            for j in range(Wo):
+                if pool == "maxpool2d":
+                    r, q = L1["argmax"][c][i][j]
+                    targets.append([(r, q, dA[c, i, j])])
+                else:
+                    cells = [(i * 2 + u - 1, j * 2 + v - 1) for u in range(3) for v in range(3)]
+                    targets.append([(r, q, dA[c, i, j] / 9) for r, q in cells
+                                    if 0 <= r < H and 0 <= q < W])  # fmt: skip
+        revealed = list(range(Ho * Wo + 1))
+        shown = None
+        for pos in range(Ho * Wo):
+            shown = page.evaluate(SHOW_ALL, {"k": k, "pos": pos, "revealed": revealed})
+            assert int(shown["data"]["f"]) == c
+            r, q, _ = targets[pos][0]
+            into = [v for t in targets for (rr, qq, v) in t if (rr, qq) == (r, q)]
+            items = shown["items"]
+            at = [it["role"] for it in items].index("dx-value")
+            assert float(items[at]["v"]) == dX[c, r, q]
+            assert [float(it["v"]) for it in items[at - len(into) : at]] == [float(v) for v in into]
+            assert close(sum(into), dX[c, r, q])
+            checked["pool"] += 1
+        for n_rev, got in zip(revealed, shown["running"], strict=True):
+            want = np.zeros((H, W))
+            for t in targets[:n_rev]:
+                for r, q, v in t:
+                    want[r, q] += v
+            assert np.allclose(np.asarray(got), want, rtol=0, atol=1e-12)
+            checked["running"] += 1
+        assert np.allclose(np.asarray(shown["running"][-1]), dX[c], rtol=0, atol=1e-12)
+    print(checked)
+    assert all(checked.values()), checked
+    assert not page.messages.problems(), page.messages.problems()

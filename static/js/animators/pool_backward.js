@@ -78,11 +78,16 @@ export function poolBackward(ui, { spec, layer }) {
     Object.assign(ui.root.dataset, { f: String(c), i: String(i), j: String(j) });
   }
 
-  function accumulated(revealed) {
-    if (revealed >= Ho * Wo) return finalG;
+  /** The running sum the animation reveals: the contributions of the first `revealed` windows. */
+  function runningSum(revealed) {
     const m = zeros(H, W);
     for (let k = 0; k < revealed; k++) for (const [r, q, v] of targets[k]) m[r][q] += v;
-    return gridAt(places[2], { values: m, maxAbs: scale }).render();
+    return m;
+  }
+
+  function accumulated(revealed) {
+    if (revealed >= Ho * Wo) return finalG;
+    return gridAt(places[2], { values: runningSum(revealed), maxAbs: scale }).render();
   }
 
   function draw(_pos, revealed) {
@@ -118,5 +123,5 @@ export function poolBackward(ui, { spec, layer }) {
     return h ? h[0] * Wo + h[1] : null;
   }
 
-  return { positions: Ho * Wo, select, draw, hit, grids: () => [aG, dG, accG] };
+  return { positions: Ho * Wo, select, draw, hit, grids: () => [aG, dG, accG], runningSum };
 }

@@ -17,6 +17,7 @@ the browser's sums must equal NumPy's float64 sums of the same server tensors to
 
 from __future__ import annotations
 
+import base64
 import math
 
 import httpx
@@ -371,4 +372,59 @@ def test_activation_derivative_and_pool_running_sum_equal_numpy(page, server, ac
         assert np.allclose(np.asarray(shown["running"][-1]), dX[c], rtol=0, atol=1e-12)
     print(checked)
     assert all(checked.values()), checked
+    assert not page.messages.problems(), page.messages.problems()
+
+
+# ---------------------------------------------------------------------- the learn card
+def _arr(v) -> np.ndarray:
+    """A JSON array, or the page's exact base64 form {dtype, shape, data}, as NumPy."""
+    if isinstance(v, dict) and "data" in v:
+        raw = base64.b64decode(v["data"])
+        return np.frombuffer(raw, dtype=np.dtype(v["dtype"]).newbyteorder("<")).reshape(v["shape"])
+    return np.asarray(v, dtype=np.float64)
+
+
+def _percent_ok(text: str, p: float) -> bool:
+    """`text` ("87.3%", "99.999%", "3e-12%") is 100·p rounded to the digits it shows."""
+    s = text.strip().rstrip("%").replace("\u2212", "-")
+    x = 100 * p
+    if "e" in s:
+        mant = s.split("e")[0]
+        digits = len(mant.replace("-", "").replace(".", ""))
+        return math.isclose(float(s), x, rel_tol=0.5 * 10 ** (1 - digits) + 1e-12)
+    decimals = len(s.split(".")[1]) if "." in s else 0
+    return abs(float(s) - x) <= 0.5 * 10**-decimals * (1 + 1e-9)
+
+
+def test_learn_card_deltas_and_percentages_equal_numpy(page, server):
+    from .test_learning import apply_step, open_url, post_json
+
+    open_url(page, server + "/?s=maxpool-middle&lang=en")
+    page.wait_for_function("() => !document.querySelector('#learn-apply').disabled")
+    with page.expect_response(lambda r: r.url.endswith("/api/learn")) as resp:
+        body = apply_step(page, 1)
+    assert body == post_json(resp.value.request)
+    r = resp.value.json()
+    before = body["params"]
+    after = [{k: _arr(v) for k, v in p.items()} for p in r["updated_params"]]
+    buttons = page.locator("#learn-layers button")
+    layers = [i for i, p in enumerate(before) if p.get("w")]
+    assert buttons.count() == len(layers)
+    for b, i in enumerate(layers):
+        btn = buttons.nth(b)
+        assert int(btn.get_attribute("data-layer")) == i
+        dw = after[i]["w"] - np.asarray(before[i]["w"], dtype=np.float64)
+        db = after[i]["b"] - np.asarray(before[i]["b"], dtype=np.float64)
+        title = btn.get_attribute("title")  # max |ΔW| = …, max |Δb| = … (full float64)
+        shown = [float(part.split("=")[1]) for part in title.split(",")]
+        assert shown == [float(np.max(np.abs(dw))), float(np.max(np.abs(db)))], title
+    # the target's probability before and after, as percentages that round 100·a honestly
+    text = page.locator("#learn-prob").inner_text()
+    k = body["target"] if isinstance(body["target"], int) else int(np.argmax(body["target"]))
+    p_before = float(_arr(r["output_before"])[k])
+    p_after = float(_arr(r["trace"]["output"])[k])
+    b_txt, a_txt = text.split(":")[1].split("\u2192")
+    assert _percent_ok(b_txt, p_before), (b_txt, p_before)
+    assert _percent_ok(a_txt, p_after), (a_txt, p_after)
+    assert p_after > p_before
     assert not page.messages.problems(), page.messages.problems()

@@ -290,6 +290,7 @@ export default {
   "learn.rateInvalid": "The learning rate must be a positive number; Apply is disabled until it is.",
   "announce.step": "Step {i} of {n}: {title}.",
   "announce.loss": "Loss C = {C}.",
+  "announce.result": "Result {name}: {shape}, from {min} to {max}.",
   "train.tab": "Train mode",
   "train.title": "Train mode: watch the network learn",
   "train.intro": "Train a network on real MNIST digits, live. Pause at any step and open the exact backprop of the step you paused on in the stepper.",

@@ -290,6 +290,7 @@ export default {
   "learn.rateInvalid": "学习率必须是正数；在此之前“执行一步”不可用。",
   "announce.step": "第 {i} 步，共 {n} 步：{title}。",
   "announce.loss": "损失 C = {C}。",
+  "announce.result": "结果 {name}：{shape}，从 {min} 到 {max}。",
   "train.tab": "训练模式",
   "train.title": "训练模式：看网络如何学习",
   "train.intro": "在真实的 MNIST 手写数字上实时训练网络。可在任意一步暂停，并在步进器中打开这一步精确的反向传播。",

@@ -2,11 +2,31 @@
 // A "sweep" moves the focus over every position (output cell, weight, …) at the chosen speed.
 
 import { CONFIG } from "../config.js";
-import { fmt, full } from "../format.js";
+import { fmt, full, shapeText } from "../format.js";
+import { flat, shapeOf } from "../math/tensor.js";
 import { t } from "../i18n.js";
 import { FONT } from "./heatmap.js";
 import { ANIMATORS } from "../animators/index.js";
 import { stepTitleKey } from "../steps.js";
+
+// The tensor each kind of step produces (trace part, key, printed name): what the announcer reads out.
+const STEP_RESULTS = {
+  conv: ["forward", "z", "z"],
+  dense: ["forward", "z", "z"],
+  activation: ["forward", "a", "a"],
+  pool: ["forward", "a", "a"],
+  flatten: ["forward", "a", "a"],
+  res_add: ["forward", "z", "z"],
+  concat_join: ["forward", "a", "a"],
+  activation_back: ["backward", "dC_dz", "∂C/∂z"],
+  bias_grad: ["backward", "dC_db", "∂C/∂b"],
+  weight_grad: ["backward", "dC_dw", "∂C/∂w"],
+  input_grad: ["backward", "dC_da_prev", "∂C/∂a_prev"],
+  pool_back: ["backward", "dC_da_prev", "∂C/∂a_prev"],
+  flatten_back: ["backward", "dC_da_prev", "∂C/∂a_prev"],
+  res_sum: ["backward", "dC_da_prev", "∂C/∂a_prev"],
+  concat_sum: ["backward", "dC_da_prev", "∂C/∂a_prev"],
+};
 
 function h(tag, cls, attrs = {}) {
   const e = document.createElement(tag);
@@ -58,11 +78,31 @@ export class DetailView {
     const total = Number(document.getElementById("step-counter").dataset.total) || index + 1;
     let text = t("announce.step", { i: index + 1, n: total, title: this.title.textContent }) + " " + this.explainEl.textContent;
     if (step.phase === "loss") text += " " + t("announce.loss", { C: fmt(trace.loss, 6) });
+    else text += this.resultText();
     const el = document.getElementById("announcer");
     if (!el) return;
     el.textContent = text;
     this.announcements += 1;
     document.body.dataset.announcements = String(this.announcements);
+  }
+
+  /** " Result ∂C/∂w: 16×1×5×5, from m to M." — the tensor this step produces, for the announcer. */
+  resultText() {
+    const { step, trace } = this;
+    const entry = step.entry || trace.layers[step.layer];
+    const [part, key, name] = STEP_RESULTS[step.kind] || [];
+    const tensor = part && entry && entry[part] ? entry[part][key] : null;
+    if (tensor === null || tensor === undefined) return "";
+    const values = typeof tensor === "number" ? [tensor] : flat(tensor);
+    if (!values.length) return "";
+    let lo = Infinity;
+    let hi = -Infinity;
+    for (const v of values) {
+      if (v < lo) lo = v;
+      if (v > hi) hi = v;
+    }
+    const shape = typeof tensor === "number" ? "1" : shapeText(shapeOf(tensor));
+    return " " + t("announce.result", { name, shape, min: fmt(lo, 3), max: fmt(hi, 3) });
   }
 
   /** Show `step` of `trace`; restarts the sweep. */

@@ -22,6 +22,8 @@ from fastapi.responses import RedirectResponse
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
+from cnncore.memory import share_one_arena
+
 from . import errors
 from .assets import VersionedStaticFiles, scan
 from .caching import ETagMiddleware
@@ -81,6 +83,7 @@ def limit_blas_threads(n: int) -> bool:
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # in each worker process as it starts serving, not when the module is imported
     limit_blas_threads(app.state.settings.blas_threads)
+    share_one_arena()  # before any worker thread allocates: Train mode's memory goes back
     yield
 
 

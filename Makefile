@@ -62,6 +62,9 @@ bench: install-dev
 	$(BIN)/python benchmarks/bench_engine.py
 	$(BIN)/python benchmarks/bench_api.py
 	$(BIN)/python benchmarks/bench_train.py
+	$(BIN)/python benchmarks/bench_blocks.py
+	$(BIN)/python benchmarks/bench_page.py
+	$(BIN)/python benchmarks/bench_train_ws.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache test-artifacts

@@ -74,7 +74,8 @@ export function initPlayground({ traceNetwork, digit, status }) {
   if (!root || !toggle) return;
   let net = fromHash() || DEFAULT();
   let limits = null;
-  fetch("/api/health").then((r) => r.json()).then((j) => {
+  // run() waits for the limits: a network over the caps (e.g. from a link) is marked, never sent
+  const limitsReady = fetch("/api/health").then((r) => r.json()).then((j) => {
     limits = j.limits || null;
     render();
   }).catch(() => {});
@@ -254,6 +255,7 @@ export function initPlayground({ traceNetwork, digit, status }) {
   }
 
   async function run() {
+    await limitsReady;
     render();
     // a shape error or a network over the server's limits is explained on the page, not sent
     if (document.body.dataset.playground !== "valid") return;

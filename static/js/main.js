@@ -23,6 +23,8 @@ import { enterOnnx, initOnnx, isOnnx } from "./onnx.js";
 const $ = (id) => document.getElementById(id);
 let traceSeq = 0;
 let predicting = false;
+let predictSeq = 0; // the newest /api/predict sent
+let predictShown = 0; // the newest whose answer is shown (older answers arriving late are dropped)
 let pendingImage = null;
 let traceTimer = 0;
 let playTimer = 0;
@@ -70,7 +72,9 @@ function drawingChanged(image, { final, version }) {
   }
   pendingImage = { image, final, version };
   if (pad.isEmpty()) set({ learned: null });
-  if (!predicting) sendPredict();
+  // The stroke's end does not wait for a predict still on its way with an older drawing: its
+  // answer (if it comes later) is dropped, and the trace follows this one at once.
+  if (!predicting || final) sendPredict();
 }
 
 let traceBlank = false;
@@ -115,8 +119,11 @@ async function sendPredict() {
   if (!job) return;
   pendingImage = null;
   predicting = true;
+  const seq = ++predictSeq;
   try {
     const res = await api.predict(isOnnx(get()) ? CONFIG.defaultModel : get().source.id, job.image);
+    if (seq < predictShown) return; // a newer drawing's answer is already shown
+    predictShown = seq;
     // With learned weights the bars come from the trace (the bundled model answers /api/predict).
     if (get().params || isOnnx(get())) set({ input: res.input, learned: null });
     else set({ input: res.input, probabilities: res.probabilities, prediction: res.prediction, learned: null });
@@ -126,8 +133,8 @@ async function sendPredict() {
   } catch (err) {
     status(t("status.error", { msg: err.message }));
   } finally {
-    predicting = false;
-    if (pendingImage) {
+    if (seq === predictSeq) predicting = false;
+    if (pendingImage && !predicting) {
       setTimeout(sendPredict, pendingImage.final ? 0 : CONFIG.predictDebounceMs);
     }
   }

@@ -126,7 +126,10 @@ export class LearnPanel {
         k, before: percent(trace.output[k]), after: percent(result.outputAfter[k]),
       });
     }
-    this.deltas = paramDeltas(trace.layers.map((l) => l.params), result.updated);
+    // ΔW of 114 k parameters takes a while: computed once per step's result (show() runs again
+    // when the step starts, when the state changes and when it ends, with the same result)
+    if (this.deltasOf !== result) this.deltas = paramDeltas(trace.layers.map((l) => l.params), result.updated);
+    this.deltasOf = result;
     if (!this.deltas.some((d) => d.layer === this.selected)) this.selected = this.deltas.length ? this.deltas[0].layer : null;
     this.renderList();
     this.renderMap();

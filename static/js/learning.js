@@ -2,7 +2,7 @@
 // and the in-place editor of a worked example's values. The step's new parameters become the
 // state's parameters, so every later trace uses them.
 
-import { LEAN, api, completeTrace, decodeAll } from "./api.js";
+import { LEAN, api, completeTrace, decodeAll, gzipAhead } from "./api.js";
 import { CONFIG } from "./config.js";
 import { t } from "./i18n.js";
 import { copyValues, hasParams, showScenarioNote, suggestRate, traceBody } from "./session.js";
@@ -73,6 +73,29 @@ export async function loadScenario(id, edits) {
   set({ base, values, input: null });
 }
 
+/** The POST /api/learn body for a trace body and a learning rate. */
+function learnBody(body, lr) {
+  return { ...body, learning_rate: lr, ...LEAN, include: [...LEAN.include, "updated_params"] };
+}
+
+let aheadTimer = 0;
+
+/** In idle time: gzip the next step's body (learned weights are 1.2 MB of base64) before the click. */
+function prepareNextStep() {
+  clearTimeout(aheadTimer);
+  aheadTimer = setTimeout(() => {
+    const idle = window.requestIdleCallback || ((f) => f());
+    idle(
+      () => {
+        const s = get();
+        const body = s.trace && s.params && s.lr > 0 && !stepping ? traceBody(s) : null;
+        if (body && body.params) gzipAhead(learnBody(body, s.lr));
+      },
+      { timeout: 1000 },
+    );
+  }, 0);
+}
+
 /**
  * One SGD step with the chosen learning rate: ONE request (POST /api/learn) answers the loss
  * before and after, the new parameters (exact base64, sent back as is by the next request) and
@@ -85,7 +108,7 @@ export async function applyStep() {
   stepping = true;
   learningChanged();
   try {
-    const r = await api.learn({ ...body, learning_rate: s.lr, ...LEAN, include: [...LEAN.include, "updated_params"] });
+    const r = await api.learn(learnBody(body, s.lr));
     const updated = decodeAll(r.updated_params);
     const trace = completeTrace(r.trace, body.input, updated);
     // the trace the page shows is the one before the step (same input, target and parameters)
@@ -144,5 +167,6 @@ export function initLearning(hooks) {
       return;
     }
     learningChanged();
+    if (s.params) prepareNextStep();
   });
 }

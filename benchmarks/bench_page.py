@@ -20,7 +20,6 @@ byte counts do not.
 from __future__ import annotations
 
 import argparse
-import os
 import socket
 import statistics
 import subprocess
@@ -32,18 +31,13 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = os.environ.get("CNNVIZ_CHROMIUM", "/usr/bin/chromium")
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+sys.path.insert(0, str(ROOT))
+# the e2e tests' Chromium flags and mouse drawing, so the benchmark does what the tests do
+from tests.e2e.conftest import CHROMIUM  # noqa: E402
+from tests.e2e.conftest import CHROMIUM_ARGS as ARGS  # noqa: E402
+from tests.e2e.helpers import ONE, draw  # noqa: E402
+from tests.e2e.helpers import wait_settled as settle  # noqa: E402
 
-ONE = [[(0.52, 0.16 + 0.68 * k / 24) for k in range(25)]]
 STROKES = [
     [[(0.3 + 0.4 * k / 20, 0.3 + 0.05 * (k % 3)) for k in range(21)]],
     [[(0.5 + 0.02 * (k % 2), 0.2 + 0.6 * k / 20) for k in range(21)]],
@@ -96,26 +90,6 @@ class Wire:
     def since(self, mark: int, api_only: bool = False) -> tuple[int, int, int]:
         rows = [r for r in self.rows[mark:] if not api_only or "/api/" in r[0]]
         return len(rows), sum(r[1] for r in rows), sum(r[2] for r in rows)
-
-
-def draw(page, strokes) -> None:
-    box = page.locator("#pad").bounding_box()
-    for stroke in strokes:
-        x, y = stroke[0]
-        page.mouse.move(box["x"] + x * box["width"], box["y"] + y * box["height"])
-        page.mouse.down()
-        for x, y in stroke[1:]:
-            page.mouse.move(box["x"] + x * box["width"], box["y"] + y * box["height"])
-        page.mouse.up()
-
-
-def settle(page, timeout: float = 30000) -> None:
-    page.wait_for_function(
-        "() => document.querySelector('#probs').dataset.version"
-        " === document.querySelector('#pad').dataset.version"
-        " && document.body.dataset.tracing === 'false'",
-        timeout=timeout,
-    )
 
 
 def quiet(page, ms: int = 400) -> None:
@@ -195,7 +169,7 @@ def main() -> int:
             # draw, then every step
             m = wire.mark()
             draw(page, ONE)
-            settle(page)
+            settle(page, 30000)
             total = int(page.locator("#step-counter").get_attribute("data-total"))
             for i in range(total):
                 page.locator("#step-track button").nth(i).click()
@@ -219,7 +193,7 @@ def main() -> int:
                     page.locator("#pad-clear").click()
                     page.wait_for_timeout(100)
                 draw(page, STROKES[k % 3])
-                settle(page)
+                settle(page, 30000)
             lat = page.evaluate("window.__lat")
             rows.append(
                 (
@@ -232,7 +206,7 @@ def main() -> int:
 
             # apply one step
             draw(page, ONE)
-            settle(page)
+            settle(page, 30000)
             times, per_step = [], []
             for k in range(1, args.learn + 1):
                 m = wire.mark()

@@ -34,20 +34,24 @@ const LENET = {
 };
 const SMOOTH = 0.98; // the smoothed loss: an exponential moving average, bias-corrected
 
-const run = {
-  state: "idle", // idle | connecting | running | paused | done | closed
-  started: null,
-  losses: { xs: [], ys: [], sm: [] },
-  evals: { xs: [], ys: [] },
-  ema: 0,
-  emaN: 0,
-  snapshot: null,
-  lastStep: null,
-  lastEval: null,
-  done: null,
-  pendingTrace: null, // {kind: "batch" | "dev", ...} the trace asked for
-  lastUpdate: null,
-};
+/** A run's state before its first message; `state`: idle | connecting | running | paused | done | closed. */
+function freshRun(state) {
+  return {
+    state,
+    started: null,
+    losses: { xs: [], ys: [], sm: [] },
+    evals: { xs: [], ys: [] },
+    ema: 0,
+    emaN: 0,
+    snapshot: null,
+    lastStep: null,
+    lastEval: null,
+    done: null,
+    pendingTrace: null, // {kind: "batch" | "dev", ...} the trace asked for
+    lastUpdate: null,
+  };
+}
+const run = freshRun("idle");
 let hooks = { showTrace: () => {}, status: () => {} };
 let dirty = new Set();
 let frame = 0;
@@ -114,20 +118,7 @@ function networkNote() {
 
 function start() {
   if (!networkNote()) return;
-  Object.assign(run, {
-    state: "connecting",
-    started: null,
-    losses: { xs: [], ys: [], sm: [] },
-    evals: { xs: [], ys: [] },
-    ema: 0,
-    emaN: 0,
-    snapshot: null,
-    lastStep: null,
-    lastEval: null,
-    done: null,
-    pendingTrace: null,
-    lastUpdate: null,
-  });
+  Object.assign(run, freshRun("connecting"));
   $("train-results").hidden = true;
   $("train-paused").hidden = true;
   $("train-update").replaceChildren();

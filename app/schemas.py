@@ -33,6 +33,17 @@ _NUMBER_ARRAY_SCHEMA: dict[str, Any] = {
     "items": {"anyOf": [{"type": "number"}, {"type": "array", "items": {}}]},
 }
 NumberArray = Annotated[Any, WithJsonSchema(_NUMBER_ARRAY_SCHEMA)]
+_IMAGE_SCHEMA: dict[str, Any] = {
+    "type": "array",
+    "minItems": 1,
+    "maxItems": MAX_IMAGE_SIDE,
+    "items": {
+        "type": "array",
+        "minItems": 1,
+        "maxItems": MAX_IMAGE_SIDE,
+        "items": {"type": "number", "minimum": 0, "maximum": 1},
+    },
+}
 
 # One layer's schema (its type enum and every type's fields) and the spec's are built from
 # cnncore's layer registry, never copied: a new layer type appears here by itself.
@@ -198,12 +209,29 @@ class TraceRequest(BaseModel):
     target: Annotated[
         Any,
         WithJsonSchema(
-            {"anyOf": [{"type": "integer", "minimum": 0}, {"type": "number"}, _NUMBER_ARRAY_SCHEMA]}
+            {
+                "anyOf": [
+                    {"type": "integer", "minimum": 0},
+                    {"type": "number"},
+                    _NUMBER_ARRAY_SCHEMA,
+                    {"type": "string", "enum": ["predicted"]},
+                ]
+            }
         ),
     ] = Field(
         None,
         description="a class index (cross_entropy) or an array shaped like the output "
-        "(mse; a number when the output has one value). Optional for a scenario.",
+        "(mse; a number when the output has one value). Optional for a scenario. "
+        "'predicted' (a classifier with cross_entropy): the class the network predicts for "
+        "this input with these parameters, so a drawing needs no /api/predict first.",
+    )
+    image: Annotated[Any, WithJsonSchema(_IMAGE_SCHEMA)] = Field(
+        None,
+        description="instead of `input`, for a network whose input is 1×28×28: a drawing "
+        "as POST /api/predict takes it (H×W grayscale, values in [0, 1], ink = 1, each side "
+        "up to Settings.max_image_side). The server makes it the MNIST-like 28×28 (as "
+        "/api/predict does), traces that, and returns it as `input`: one request from the "
+        "end of a stroke to its trace.",
     )
     learning_rate: StrictFloat | None = Field(
         None,
@@ -344,6 +372,11 @@ class TraceResponse(BaseModel):
         None,
         description="with learning_rate: the loss with updated_params on the same input and target",
     )
+    input: EncodedOrList | None = Field(
+        None,
+        description="with `image`: the MNIST-like 28×28 the image became, which was traced "
+        "(send it as `input` to trace the same sample again)",
+    )
 
 
 class LearnResponse(BaseModel):
@@ -360,6 +393,9 @@ class LearnResponse(BaseModel):
     )
     trace: TraceResponse = Field(
         description="the trace with the updated parameters, cut to the request's selection"
+    )
+    input: EncodedOrList | None = Field(
+        None, description="with `image`: the MNIST-like 28×28 the image became"
     )
 
 

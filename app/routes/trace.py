@@ -70,6 +70,20 @@ _REQUEST_EXAMPLES = {
         "summary": "Only the loss, output and each layer's norms (a gradient-size strip)",
         "value": {"scenario": "conv-dense", "include": []},
     },
+    "drawing": {
+        "summary": "A drawing (as POST /api/predict takes it) traced in one request, the "
+        "target being the predicted class; the answer's `input` is the 28×28 it became",
+        "value": {
+            "model": "digits",
+            "image": [
+                [1.0 if 2 <= j <= 3 and 1 <= i <= 6 else 0.0 for j in range(6)] for i in range(8)
+            ],
+            "target": "predicted",
+            "include": ["forward", "backward", "argmax"],
+            "dedupe": True,
+            "encoding": "base64",
+        },
+    },
 }
 
 _LEARN_EXAMPLES = {
@@ -105,7 +119,10 @@ async def trace(
     req: Annotated[TraceRequest, Body(openapi_examples=_REQUEST_EXAMPLES)], s: SettingsDep
 ) -> JSONBytes:
     """Choose the network with exactly one of `model`, `scenario` or `network` (+ optional
-    `params`, `seed`); give `input` and `target` (a scenario has its own). Returns the
+    `params`, `seed`); give `input` and `target` (a scenario has its own), or instead of
+    `input` a drawing as `image` (networks taking 1×28×28: made the 28×28 /api/predict makes,
+    returned as `input`), and `"target": "predicted"` for the class the network predicts
+    (classifiers). Returns the
     normalized `network`, `loss`, `output`, `target`, `prediction` (classifiers) and per layer
     `forward` {a_prev, z, a} and `backward` {dC_da, dC_dz, dC_db, dC_dw, dC_da_prev} (plus
     `argmax` for max-pool), and `norms` {a, dC_da, dC_dw}. With `learning_rate`:

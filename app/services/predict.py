@@ -71,6 +71,12 @@ def _image(value: Any, s: Settings, fast: bool) -> np.ndarray:
     return to_array(value, (h, w), loc, 0.0, 1.0)
 
 
+def image_input(value: Any, s: Settings) -> np.ndarray:
+    """A drawing sent as `image` (checked as /api/predict checks it, same limits) -> the
+    MNIST-like 28×28 /api/predict would make of it."""
+    return preprocess.to_mnist(_image(value, s, False))
+
+
 def _parse(raw: bytes) -> tuple[PredictRequest, bool]:
     """Body bytes -> the validated request, and whether the image may take the fast path."""
     try:

@@ -9,13 +9,14 @@ from typing import Any
 import numpy as np
 import orjson
 
-from cnncore import Network, SpecError
+from cnncore import Network, SpecError, preprocess
 
 from ..errors import ApiError
 from ..schemas import TraceRequest
 from ..settings import Settings
 from .catalog import get_scenario, load_model, scenario_network
 from .custom import custom_network, spec_error
+from .predict import image_input
 from .selection import OVERFLOW, Selection, apply, check_layers
 from .serialize import ENCODINGS, dumps_trace, pin_params
 from .validate import depth, to_array
@@ -113,9 +114,46 @@ def _limits(req: TraceRequest, s: Settings) -> None:
         raise ApiError(("body", "seed"), f"must be at most {s.max_seed}", "less_than_equal")
 
 
-def _prepare(req: TraceRequest, s: Settings) -> tuple[Network, np.ndarray, Any, Selection]:
+def _image(req: TraceRequest, net: Network, s: Settings) -> np.ndarray:
+    """`image` -> the 28×28 input /api/predict would make of it (networks taking 1×28×28)."""
+    loc = ("body", "image")
+    if req.input is not None:
+        raise ApiError(loc, "give either 'input' or 'image', not both", "choose_one")
+    want = (1, preprocess.SIZE, preprocess.SIZE)
+    if tuple(net.input_shape) != want:
+        raise ApiError(
+            loc,
+            f"an image becomes a 1×{want[1]}×{want[2]} input, but this network takes "
+            f"{'×'.join(map(str, net.input_shape))}; send 'input' instead",
+            "shape",
+        )
+    return image_input(req.image, s)
+
+
+def _predicted(net: Network, x: np.ndarray) -> int:
+    """`"target": "predicted"`: the class the network predicts for x (argmax of its output)."""
+    if not (net.is_classifier and net.loss_name == "cross_entropy"):
+        raise ApiError(
+            ("body", "target"),
+            "'predicted' needs a classifier (softmax output, cross_entropy loss); give the "
+            f"target as an array shaped like the output {net.spec['output_shape']}",
+            "type",
+        )
+    with np.errstate(all="ignore"):
+        out = net.predict(np.asarray(x, dtype=np.float64).reshape(1, *net.input_shape))[0]
+    return int(np.argmax(out))
+
+
+def _prepare(
+    req: TraceRequest, s: Settings
+) -> tuple[Network, np.ndarray, Any, Selection, np.ndarray | None]:
+    """The network, input, target and selection of a request, and the 28×28 made of its
+    `image` (None without one)."""
     _limits(req, s)
     net, input_value, target_value = _network(req, s)
+    image = None
+    if req.image is not None:
+        image = input_value = _image(req, net, s)
     if input_value is None:
         raise ApiError(
             ("body", "input"),
@@ -130,11 +168,14 @@ def _prepare(req: TraceRequest, s: Settings) -> tuple[Network, np.ndarray, Any, 
             + f"an array shaped like the output {net.spec['output_shape']}",
             "missing",
         )
-    x = _input(input_value, net, s)
-    target = _target(target_value, net, s)
+    x = image if image is not None else _input(input_value, net, s)
+    if isinstance(target_value, str) and target_value == "predicted":
+        target = _predicted(net, x)
+    else:
+        target = _target(target_value, net, s)
     sel = Selection.of(req)
     check_layers(sel, len(net.layers))
-    return net, x, target, sel
+    return net, x, target, sel, image
 
 
 def _softmax_ce(net: Network) -> bool:
@@ -162,7 +203,7 @@ def _step(net: Network, tr: Any, x: np.ndarray, target: Any, lr: float) -> tuple
 def trace_json(req: TraceRequest, s: Settings) -> bytes:
     """The trace's JSON: the selected layers' forward and backward tensors, unrounded; arrays
     as nested lists, or as base64 of their float64 bytes with `"encoding": "base64"`."""
-    net, x, target, sel = _prepare(req, s)
+    net, x, target, sel, image = _prepare(req, s)
     # non-finite numbers are checked explicitly (only those returned) and reported as a 422
     with np.errstate(all="ignore"):
         tr = _trace(net, x, target)
@@ -172,6 +213,8 @@ def trace_json(req: TraceRequest, s: Settings) -> bytes:
             if "updated_params" in sel.include:
                 out["updated_params"] = net2.params
             out["loss_after"] = tr2.loss
+    if image is not None:
+        out["input"] = image
     return dumps_trace(out, req.encoding)
 
 
@@ -179,7 +222,7 @@ def learn_json(req: TraceRequest, s: Settings) -> bytes:
     """POST /api/learn: one SGD step in one round trip. The loss and prediction before and
     after, the updated parameters, and the selected parts of the trace *after* the step (what
     the page shows next); the trace before the step is the one the client already has."""
-    net, x, target, sel = _prepare(req, s)
+    net, x, target, sel, image = _prepare(req, s)
     lr = req.learning_rate
     if lr is None:
         raise ApiError(("body", "learning_rate"), "learning_rate is required", "missing")
@@ -201,4 +244,6 @@ def learn_json(req: TraceRequest, s: Settings) -> bytes:
     if "updated_params" in sel.include:
         out["updated_params"] = net2.params
     out["trace"] = orjson.Fragment(dumps_trace(after, req.encoding))
+    if image is not None:
+        out["input"] = image
     return ENCODINGS[req.encoding][1](out)

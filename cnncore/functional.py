@@ -71,11 +71,22 @@ def output_hw(x_shape: tuple, kernel: Pair, stride: Pair, padding: Pair) -> Pair
 @dataclass
 class ConvCache:
     x_shape: tuple
-    cols: np.ndarray  # (kH, kW, C_in, N, H_out, W_out): im2col, one slab per kernel offset
+    cols: np.ndarray  # (N, H_out, W_out, kH, kW, C_in): im2col, one row per output position
     w: np.ndarray
     stride: Pair
     padding: Pair
     out_hw: Pair
+
+
+def _pad_channels_last(x: np.ndarray, padding: Pair, dtype) -> np.ndarray:
+    """x (N, C, H, W) -> zero-padded (N, H + 2p, W + 2p, C), C-contiguous, in `dtype`."""
+    n, c, h, w = x.shape
+    ph, pw = padding
+    if ph == 0 and pw == 0:
+        return np.ascontiguousarray(x.transpose(0, 2, 3, 1), dtype=dtype)
+    x_pad = np.zeros((n, h + 2 * ph, w + 2 * pw, c), dtype=dtype)
+    x_pad[:, ph : ph + h, pw : pw + w, :] = x.transpose(0, 2, 3, 1)
+    return x_pad
 
 
 def conv2d_forward(
@@ -86,26 +97,28 @@ def conv2d_forward(
     Shapes: x (N, C_in, H, W), w (C_out, C_in, kH, kW), b (C_out,) -> z (N, C_out, H_out, W_out).
     z[n, f, i, j] = b[f] + sum_{c,u,v} x_pad[n, c, i*s + u, j*s + v] * w[f, c, u, v].
 
-    im2col with one contiguous slab per kernel offset: a single copy from the strided
-    sliding-window view (`sliding_window_view`, no Python loop), then one BLAS matrix product
-    for all samples, positions and filters; the bias is added in the same pass that puts the
-    product back into NCHW order (no temporary). Every value is the same sum as in the
-    textbook formula; float32 inputs stay float32 throughout.
+    im2col in channels-last order: the padded input is laid out (N, H_pad, W_pad, C_in), so
+    each window row (kW x C_in values) is one contiguous run, and the columns matrix
+    (N*H_out*W_out, kH*kW*C_in) is filled by a single copy from the strided sliding-window view
+    (`sliding_window_view`, no Python loop). One BLAS product with the weights, reshaped
+    (kH*kW*C_in, C_out), gives every output in (N, H_out, W_out, C_out) order; the bias is added
+    in the same pass that puts it back into NCHW order (no temporary). Every value is the same
+    sum as in the textbook formula; float32 inputs stay float32 throughout.
     """
     n = x.shape[0]
     c_out, c_in, kh, kw = w.shape
     ho, wo = out_hw = output_hw(x.shape, (kh, kw), stride, padding)
     dtype = np.result_type(x, w)
-    x_pad = pad_nchw(x, padding).transpose(1, 0, 2, 3)  # (C_in, N, H_pad, W_pad) view
-    # (C_in, N, H_out, W_out, kH, kW) view of every window, strided by the stride
-    windows = sliding_window_view(x_pad, (kh, kw), axis=(2, 3))
-    windows = windows[:, :, :: stride[0], :: stride[1]][:, :, :ho, :wo]
-    cols = np.empty((kh, kw, c_in, n, ho, wo), dtype=dtype)
-    np.copyto(cols, windows.transpose(4, 5, 0, 1, 2, 3))
-    w_mat = w.transpose(0, 2, 3, 1).reshape(c_out, kh * kw * c_in)
-    prod = w_mat @ cols.reshape(kh * kw * c_in, -1)  # (C_out, N*Ho*Wo)
+    x_pad = _pad_channels_last(x, padding, dtype)
+    # (N, H_out, W_out, C_in, kH, kW) view of every window, strided by the stride
+    windows = sliding_window_view(x_pad, (kh, kw), axis=(1, 2))
+    windows = windows[:, :: stride[0], :: stride[1]][:, :ho, :wo]
+    cols = np.empty((n, ho, wo, kh, kw, c_in), dtype=dtype)
+    np.copyto(cols, windows.transpose(0, 1, 2, 4, 5, 3))
+    w_mat = w.transpose(2, 3, 1, 0).reshape(kh * kw * c_in, c_out).astype(dtype, copy=False)
+    prod = cols.reshape(n * ho * wo, -1) @ w_mat  # (N*Ho*Wo, C_out)
     z = np.empty((n, c_out, ho, wo), dtype=prod.dtype)
-    np.add(prod.reshape(c_out, n, ho, wo).transpose(1, 0, 2, 3), b[:, None, None], out=z)
+    np.add(prod.reshape(n, ho, wo, c_out).transpose(0, 3, 1, 2), b[:, None, None], out=z)
     return z, ConvCache(x.shape, cols, w, stride, padding, out_hw)
 
 
@@ -125,23 +138,32 @@ def conv2d_backward(
     c_out, c_in, kh, kw = w.shape
     n = dz.shape[0]
     ho, wo = cache.out_hw
-    db = dz.sum(axis=(0, 2, 3))
-    dz_t = dz.transpose(1, 0, 2, 3).reshape(c_out, -1)  # (C_out, N*Ho*Wo)
-    cols = cache.cols.reshape(kh * kw * c_in, -1)
-    # (cols @ dz_t.T).T, not dz_t @ cols.T: the same sums, twice as fast in OpenBLAS here.
-    dw = (cols @ dz_t.T).T.reshape(c_out, kh, kw, c_in).transpose(0, 3, 1, 2)
+    dz_t = np.ascontiguousarray(dz.transpose(1, 0, 2, 3)).reshape(c_out, -1)  # (C_out, N*Ho*Wo)
+    db = dz_t.sum(axis=1)
+    cols = cache.cols.reshape(n * ho * wo, kh * kw * c_in)
+    dw = (dz_t @ cols).reshape(c_out, kh, kw, c_in).transpose(0, 3, 1, 2)
     if not need_dx:
         return None, np.ascontiguousarray(dw), db
-    # The columns' gradient in the same slab layout: each kernel offset adds one whole slab
-    # back onto the input cells it met.
-    w_t = w.transpose(2, 3, 1, 0).reshape(kh * kw * c_in, c_out)
-    dcols = (w_t @ dz_t).reshape(kh, kw, c_in, n, ho, wo)
+    # dx in channels-last order: for each kernel offset (u, v), one BLAS product gives that
+    # offset's slab of the columns' gradient, dz @ w[:, :, u, v] (N*Ho*Wo, C_in), which is added
+    # onto the input cells it met. The slab buffer is reused, so the columns' gradient is never
+    # held whole (kH*kW times the memory) and every add reads a slab still in cache.
     ph, pw = cache.padding
     _, _, h, wd = cache.x_shape
-    dx_pad = np.zeros((c_in, n, h + 2 * ph, wd + 2 * pw), dtype=dz.dtype)
+    dtype = np.result_type(dz, w)
+    dx_pad = np.zeros((n, h + 2 * ph, wd + 2 * pw, c_in), dtype=dtype)
+    slab = np.empty((n, ho, wo, c_in), dtype=dtype)
+    dz_m = dz_t.T  # (N*Ho*Wo, C_out), a transposed view: BLAS reads it as it is
+    w_uv = np.ascontiguousarray(w.transpose(2, 3, 0, 1), dtype=dtype)  # (kH, kW, C_out, C_in)
     for u, v, _ in offsets((kh, kw)):
-        offset_slice(dx_pad, u, v, cache.stride, cache.out_hw)[...] += dcols[u, v]
-    dx = crop_nchw(dx_pad.transpose(1, 0, 2, 3), cache.padding)
+        np.matmul(dz_m, w_uv[u, v], out=slab.reshape(-1, c_in))
+        view = dx_pad[
+            :,
+            u : u + cache.stride[0] * ho : cache.stride[0],
+            v : v + cache.stride[1] * wo : cache.stride[1],
+        ]
+        np.add(view, slab, out=view)
+    dx = dx_pad[:, ph : ph + h, pw : pw + wd].transpose(0, 3, 1, 2)
     return np.ascontiguousarray(dx), np.ascontiguousarray(dw), db
 
 
@@ -151,22 +173,34 @@ def conv2d_backward(
 @dataclass
 class MaxPoolCache:
     x_shape: tuple
-    argmax: np.ndarray  # (N, C, H_out, W_out) flat index u*kW + v into the kH*kW window
     kernel: Pair
     stride: Pair
     padding: Pair
+    x: np.ndarray | None = None  # the input, kept by the non-overlapping path
+    out: np.ndarray | None = None  # the output, kept by the non-overlapping path
+    index: np.ndarray | None = None  # see `argmax`; None until first needed
+
+    @property
+    def argmax(self) -> np.ndarray:
+        """(N, C, H_out, W_out) flat index u*kW + v into the kH*kW window of each maximum.
+
+        The general path computes it in the forward pass; the non-overlapping path only when
+        something asks (the trace's argmax, or a backward pass through a window with NaN).
+        """
+        if self.index is None:
+            self.index = _maxpool_general(self.x, self.kernel, self.stride, self.padding)[1]
+        return self.index
 
 
-def maxpool2d_forward(
-    x: np.ndarray, kernel: Pair, stride: Pair, padding: Pair = (0, 0)
-) -> tuple[np.ndarray, MaxPoolCache]:
-    """Max over each window; padding counts as -inf, as in PyTorch.
+def _non_overlapping(kernel: Pair, stride: Pair, padding: Pair) -> bool:
+    """Windows that never share a cell and no padding: each input cell is in at most one."""
+    return padding == (0, 0) and stride[0] >= kernel[0] and stride[1] >= kernel[1]
 
-    Shapes: x (N, C, H, W) -> out (N, C, H_out, W_out). Ties go to the first maximum in
-    row-major window order, which is what PyTorch does: an offset replaces the best so far only
-    when strictly greater, or when it is NaN (so a window with NaN outputs NaN and routes its
-    gradient to its last NaN, as PyTorch does).
-    """
+
+def _maxpool_general(
+    x: np.ndarray, kernel: Pair, stride: Pair, padding: Pair
+) -> tuple[np.ndarray, np.ndarray]:
+    """(max, argmax) of every window, one kernel offset at a time (any stride and padding)."""
     out_hw = output_hw(x.shape, kernel, stride, padding)
     x_pad = pad_nchw(x, padding, -np.inf)
     index_type = np.min_scalar_type(-(kernel[0] * kernel[1]))  # int8 for windows up to 127
@@ -181,16 +215,47 @@ def maxpool2d_forward(
         better = (cand > best) | np.isnan(cand)
         np.maximum(best, cand, out=best)
         argmax = np.where(better, index_type.type(k), argmax)  # faster than argmax[better] = k
-    return best, MaxPoolCache(x.shape, argmax, kernel, stride, padding)
+    return best, argmax
+
+
+def maxpool2d_forward(
+    x: np.ndarray, kernel: Pair, stride: Pair, padding: Pair = (0, 0)
+) -> tuple[np.ndarray, MaxPoolCache]:
+    """Max over each window; padding counts as -inf, as in PyTorch.
+
+    Shapes: x (N, C, H, W) -> out (N, C, H_out, W_out). Ties go to the first maximum in
+    row-major window order, which is what PyTorch does: an offset replaces the best so far only
+    when strictly greater, or when it is NaN (so a window with NaN outputs NaN and routes its
+    gradient to its last NaN, as PyTorch does).
+
+    Non-overlapping windows without padding (stride >= kernel_size, e.g. the usual 2x2 pool
+    with stride 2) take a shorter path with the same results: the forward pass is only
+    element-wise maxima of the kH*kW strided views, and the backward pass finds each window's
+    first maximum by comparing with the output (`maxpool2d_backward`).
+    """
+    kernel, stride, padding = tuple(kernel), tuple(stride), tuple(padding)
+    if _non_overlapping(kernel, stride, padding):
+        out_hw = output_hw(x.shape, kernel, stride, padding)
+        out = None
+        for u, v, _ in offsets(kernel):
+            cand = offset_slice(x, u, v, stride, out_hw)
+            if out is None:
+                out = cand.copy()
+            else:
+                np.maximum(out, cand, out=out)  # a NaN stays NaN, as in the general path
+        return out, MaxPoolCache(x.shape, kernel, stride, padding, x=x, out=out)
+    best, argmax = _maxpool_general(x, kernel, stride, padding)
+    return best, MaxPoolCache(x.shape, kernel, stride, padding, index=argmax)
 
 
 def maxpool2d_argmax_rc(cache: MaxPoolCache) -> np.ndarray:
     """The input (row, col) each output cell came from: (N, C, H_out, W_out, 2), unpadded coords."""
     kh, kw = cache.kernel
     sh, sw = cache.stride
-    h_out, w_out = cache.argmax.shape[2:]
-    rows = np.arange(h_out)[:, None] * sh + cache.argmax // kw - cache.padding[0]
-    cols = np.arange(w_out)[None, :] * sw + cache.argmax % kw - cache.padding[1]
+    argmax = cache.argmax
+    h_out, w_out = argmax.shape[2:]
+    rows = np.arange(h_out)[:, None] * sh + argmax // kw - cache.padding[0]
+    cols = np.arange(w_out)[None, :] * sw + argmax % kw - cache.padding[1]
     return np.stack([rows, cols], axis=-1)
 
 
@@ -200,13 +265,34 @@ def maxpool2d_backward(dout: np.ndarray, cache: MaxPoolCache) -> np.ndarray:
     Shapes: dout (N, C, H_out, W_out) -> dx (N, C, H, W).
     """
     n, c, h, w = cache.x_shape
+    out_hw = dout.shape[2:]
+    zero = dout.dtype.type(0)
+    if cache.index is None and not np.isnan(cache.out).any():
+        # Non-overlapping windows: every input cell gets its window's gradient or 0, written
+        # once. The first offset (row-major) whose value equals the window's maximum takes it,
+        # as the general path's strict `>` does; with no NaN every window has one.
+        (kh, kw), (ho, wo) = cache.kernel, out_hw
+        covered = cache.stride == cache.kernel and (ho * kh, wo * kw) == (h, w)
+        dx = (np.empty if covered else np.zeros)((n, c, h, w), dtype=dout.dtype)
+        taken = None
+        last = kh * kw - 1
+        for u, v, k in offsets(cache.kernel):
+            if k == last and taken is not None:
+                hit = ~taken
+            else:
+                hit = offset_slice(cache.x, u, v, cache.stride, out_hw) == cache.out
+                if taken is None:
+                    taken = hit
+                else:
+                    np.greater(hit, taken, out=hit)  # hit and not taken by an earlier offset
+                    taken |= hit
+            offset_slice(dx, u, v, cache.stride, out_hw)[...] = np.where(hit, dout, zero)
+        return dx
     ph, pw = cache.padding
     dx_pad = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=dout.dtype)
-    out_hw = dout.shape[2:]
+    argmax = cache.argmax
     for u, v, k in offsets(cache.kernel):
-        offset_slice(dx_pad, u, v, cache.stride, out_hw)[...] += np.where(
-            cache.argmax == k, dout, 0.0
-        )
+        offset_slice(dx_pad, u, v, cache.stride, out_hw)[...] += np.where(argmax == k, dout, zero)
     return np.ascontiguousarray(crop_nchw(dx_pad, cache.padding))
 
 

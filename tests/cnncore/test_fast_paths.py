@@ -1,0 +1,136 @@
+"""The training fast paths give the general path's results: non-overlapping max-pool (forward
+maxima only, first-max routing found in the backward pass), channels-last im2col convolution,
+float32 kept float32, ties and NaN as PyTorch has them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cnncore import functional as F  # noqa: N812
+from cnncore import naive
+
+# (kernel, stride, H, W): stride == kernel (exact and with an uncovered border), stride > kernel,
+# non-square kernels.
+NON_OVERLAPPING = [
+    ((2, 2), (2, 2), 8, 8),
+    ((2, 2), (2, 2), 7, 9),
+    ((3, 3), (3, 3), 9, 7),
+    ((2, 3), (2, 3), 6, 9),
+    ((2, 2), (3, 3), 8, 8),
+    ((1, 1), (1, 1), 3, 4),
+    ((1, 2), (2, 2), 5, 6),
+]
+
+
+def _general(x, k, s):
+    """The general path's output and gradient, with its eagerly computed argmax."""
+    out, index = F._maxpool_general(x, k, s, (0, 0))
+    cache = F.MaxPoolCache(x.shape, k, s, (0, 0), index=index)
+    return out, cache
+
+
+def _inputs(h, w, dtype, kind, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(3, 2, h, w))
+    if kind == "ties":  # relu-like zeros and repeated values: many windows tie
+        x = np.maximum(np.round(x), 0.0)
+    elif kind == "nan":
+        x.flat[rng.choice(x.size, size=max(3, x.size // 10), replace=False)] = np.nan
+        x[0, 0, :2, :2] = np.nan  # a window with several NaN
+    elif kind == "inf":
+        x[0, 0, 0, :] = np.inf
+        x[1, 1] = -np.inf
+    return x.astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("kind", ["distinct", "ties", "nan", "inf"])
+@pytest.mark.parametrize("k,s,h,w", NON_OVERLAPPING)
+def test_non_overlapping_maxpool_equals_general_path(k, s, h, w, kind, dtype):
+    x = _inputs(h, w, dtype, kind)
+    out, cache = F.maxpool2d_forward(x, k, s)
+    assert cache.index is None  # the fast path was taken
+    gout, gcache = _general(x, k, s)
+    assert out.dtype == dtype
+    np.testing.assert_array_equal(out, gout)  # NaN == NaN here
+    dout = np.random.default_rng(1).normal(size=out.shape).astype(dtype)
+    dout.flat[0] = -2.5  # a negative gradient into a tied window: +0.0 elsewhere, never -0.0
+    dx = F.maxpool2d_backward(dout, cache)
+    gdx = F.maxpool2d_backward(dout, gcache)
+    assert dx.dtype == dtype and dx.shape == x.shape and dx.flags.c_contiguous
+    np.testing.assert_array_equal(dx, gdx)
+    np.testing.assert_array_equal(np.signbit(dx), np.signbit(gdx))
+    np.testing.assert_array_equal(cache.argmax, gcache.argmax)
+    np.testing.assert_array_equal(F.maxpool2d_argmax_rc(cache), F.maxpool2d_argmax_rc(gcache))
+
+
+@pytest.mark.parametrize("kind", ["distinct", "ties", "nan"])
+@pytest.mark.parametrize("k,s,h,w", NON_OVERLAPPING)
+def test_non_overlapping_maxpool_matches_naive_and_torch(k, s, h, w, kind):
+    torch = pytest.importorskip("torch")
+    x = _inputs(h, w, np.float64, kind, seed=2)
+    out, cache = F.maxpool2d_forward(x, k, s)
+    dout = np.random.default_rng(3).normal(size=out.shape)
+    dx = F.maxpool2d_backward(dout, cache)
+    tx = torch.tensor(x, requires_grad=True)
+    tout, tidx = torch.nn.functional.max_pool2d(tx, k, s, return_indices=True)
+    tout.backward(torch.tensor(dout))
+    np.testing.assert_array_equal(out, tout.detach().numpy())
+    np.testing.assert_array_equal(dx, tx.grad.numpy())
+    rc = F.maxpool2d_argmax_rc(cache)
+    np.testing.assert_array_equal(rc[..., 0] * x.shape[3] + rc[..., 1], tidx.numpy())
+    if kind != "nan":
+        nout, narg = naive.maxpool2d_forward(x, k, s, 0)
+        np.testing.assert_array_equal(out, nout)
+        np.testing.assert_array_equal(rc, narg)
+        np.testing.assert_array_equal(dx, naive.maxpool2d_backward(dout, x, k, s, 0))
+
+
+def test_fast_maxpool_ties_go_to_the_first_maximum():
+    x = np.zeros((1, 1, 2, 4), dtype=np.float32)
+    x[0, 0, 1, 2] = 1.0  # second window: one max at (1, 0) of the window; first: all zero
+    out, cache = F.maxpool2d_forward(x, (2, 2), (2, 2))
+    dx = F.maxpool2d_backward(np.array([[[[3.0, 5.0]]]], dtype=np.float32), cache)
+    np.testing.assert_array_equal(dx[0, 0], [[3, 0, 0, 0], [0, 0, 5, 0]])
+
+
+def test_fast_maxpool_nan_window_routes_to_its_last_nan():
+    x = np.arange(8.0).reshape(1, 1, 2, 4)
+    x[0, 0, 0, 0] = x[0, 0, 1, 1] = np.nan  # window 0: NaN at offsets 0 and 3 -> the last
+    out, cache = F.maxpool2d_forward(x, (2, 2), (2, 2))
+    assert np.isnan(out[0, 0, 0, 0]) and out[0, 0, 0, 1] == 7
+    dx = F.maxpool2d_backward(np.ones((1, 1, 1, 2)), cache)
+    np.testing.assert_array_equal(dx[0, 0], [[0, 0, 0, 0], [0, 1, 0, 1]])
+
+
+CONV_CASES = [
+    # (N, C_in, H, W, C_out, kernel, stride, padding)
+    (2, 1, 9, 8, 3, (5, 5), (1, 1), (2, 2)),
+    (3, 4, 7, 8, 5, (3, 3), (2, 2), (1, 1)),
+    (2, 3, 8, 7, 2, (2, 3), (1, 2), (0, 1)),
+    (1, 6, 6, 6, 4, (3, 3), (3, 3), (0, 0)),
+]
+
+
+@pytest.mark.parametrize("n,c_in,h,w,c_out,k,s,p", CONV_CASES)
+def test_conv_float32_stays_float32_and_matches_float64(n, c_in, h, w, c_out, k, s, p):
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(n, c_in, h, w))
+    wt = rng.normal(size=(c_out, c_in, *k))
+    b = rng.normal(size=c_out)
+    z64, c64 = F.conv2d_forward(x, wt, b, s, p)
+    dz = rng.normal(size=z64.shape)
+    grads64 = F.conv2d_backward(dz, c64)
+    f32 = [v.astype(np.float32) for v in (x, wt, b)]
+    z32, c32 = F.conv2d_forward(*f32, s, p)
+    grads32 = F.conv2d_backward(dz.astype(np.float32), c32)
+    assert z32.dtype == np.float32 and all(g.dtype == np.float32 for g in grads32)
+    np.testing.assert_allclose(z32, z64, rtol=1e-5, atol=1e-4)
+    for g32, g64 in zip(grads32, grads64, strict=True):
+        assert g32.shape == g64.shape and g32.flags.c_contiguous
+        np.testing.assert_allclose(g32, g64, rtol=1e-5, atol=1e-4)
+    nz = naive.conv2d_forward(x, wt, b, s, p)
+    np.testing.assert_allclose(z64, nz, rtol=0, atol=1e-12)
+    for got, want in zip(grads64, naive.conv2d_backward(dz, x, wt, s, p), strict=True):
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)

@@ -71,11 +71,23 @@ def output_hw(x_shape: tuple, kernel: Pair, stride: Pair, padding: Pair) -> Pair
 @dataclass
 class ConvCache:
     x_shape: tuple
-    cols: np.ndarray  # (N, H_out, W_out, kH, kW, C_in): im2col, one row per output position
+    # "blocks": `data` is the zero-padded input in channels-last order (N, H_pad, W_pad, C_in);
+    #     the columns are rebuilt block by block when needed (see `_column_blocks`).
+    # "offsets": `data` is the whole im2col matrix (kH, kW, C_in, N, H_out, W_out).
+    layout: str
+    data: np.ndarray
     w: np.ndarray
     stride: Pair
     padding: Pair
     out_hw: Pair
+
+
+# The columns of a convolution are kH*kW times the size of its input (20 MB for the digit
+# network's second layer at batch 64): written once and read twice from main memory, they cost
+# more than the products themselves. Built and used a block of samples at a time, they stay in
+# the CPU's cache. ~1 MiB per block fits a 2 MiB L2 with room for the operands.
+BLOCK_BYTES = 1 << 20
+DIRECT_DX_MIN_CHANNELS = 16
 
 
 def _pad_channels_last(x: np.ndarray, padding: Pair, dtype) -> np.ndarray:
@@ -89,6 +101,36 @@ def _pad_channels_last(x: np.ndarray, padding: Pair, dtype) -> np.ndarray:
     return x_pad
 
 
+def _column_blocks(x_pad: np.ndarray, kernel: Pair, stride: Pair, out_hw: Pair):
+    """im2col of a channels-last padded input, a block of samples at a time.
+
+    Yields (first, last, cols) where cols ((last - first) * H_out * W_out, kH*kW*C_in) holds
+    x_pad[n, i*s + u, j*s + v, c] at row (n, i, j), column (u, v, c), for n in [first, last).
+    Each block is one copy from the strided sliding-window view (each window row is a
+    contiguous run of kW*C_in values) into one reused buffer.
+    """
+    n, c_in = x_pad.shape[0], x_pad.shape[3]
+    (kh, kw), (ho, wo) = kernel, out_hw
+    # (N, H_out, W_out, kH, kW, C_in) view of every window, strided by the stride
+    windows = sliding_window_view(x_pad, (kh, kw), axis=(1, 2))
+    windows = windows[:, :: stride[0], :: stride[1]][:, :ho, :wo].transpose(0, 1, 2, 4, 5, 3)
+    per_sample = ho * wo * kh * kw * c_in * x_pad.itemsize
+    block = int(min(n, max(1, BLOCK_BYTES // max(per_sample, 1))))
+    buf = np.empty((block, ho, wo, kh, kw, c_in), dtype=x_pad.dtype)
+    for first in range(0, n, block):
+        last = min(n, first + block)
+        cols = buf[: last - first]
+        np.copyto(cols, windows[first:last])
+        yield first, last, cols.reshape((last - first) * ho * wo, kh * kw * c_in)
+
+
+def _use_blocks(c_in: int, kw: int, wo: int) -> bool:
+    """Channels-last blocks when a window row (kW*C_in values) is at least an output row long;
+    otherwise (few input channels, e.g. a first layer) the offset-major layout, whose copies run
+    along output rows, is faster."""
+    return kw * c_in >= wo
+
+
 def conv2d_forward(
     x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: Pair, padding: Pair
 ) -> tuple[np.ndarray, ConvCache]:
@@ -97,29 +139,37 @@ def conv2d_forward(
     Shapes: x (N, C_in, H, W), w (C_out, C_in, kH, kW), b (C_out,) -> z (N, C_out, H_out, W_out).
     z[n, f, i, j] = b[f] + sum_{c,u,v} x_pad[n, c, i*s + u, j*s + v] * w[f, c, u, v].
 
-    im2col in channels-last order: the padded input is laid out (N, H_pad, W_pad, C_in), so
-    each window row (kW x C_in values) is one contiguous run, and the columns matrix
-    (N*H_out*W_out, kH*kW*C_in) is filled by a single copy from the strided sliding-window view
-    (`sliding_window_view`, no Python loop). One BLAS product with the weights, reshaped
-    (kH*kW*C_in, C_out), gives every output in (N, H_out, W_out, C_out) order; the bias is added
-    in the same pass that puts it back into NCHW order (no temporary). Every value is the same
-    sum as in the textbook formula; float32 inputs stay float32 throughout.
+    im2col and one BLAS product per block of samples. With several input channels the padded
+    input is laid out channels-last (N, H_pad, W_pad, C_in), the columns (rows n, i, j; columns
+    u, v, c) are copied from its sliding-window view a cache-sized block of samples at a time
+    (`_column_blocks`) and multiplied by the weights reshaped (kH*kW*C_in, C_out). With few
+    input channels the columns are one slab per kernel offset (kH, kW, C_in, N, H_out, W_out),
+    one copy from the sliding-window view and one product. Either way the bias is added in the
+    same pass that puts the result into NCHW order. Every value is the same sum as in the
+    textbook formula; float32 inputs stay float32 throughout.
     """
     n = x.shape[0]
     c_out, c_in, kh, kw = w.shape
     ho, wo = out_hw = output_hw(x.shape, (kh, kw), stride, padding)
     dtype = np.result_type(x, w)
-    x_pad = _pad_channels_last(x, padding, dtype)
-    # (N, H_out, W_out, C_in, kH, kW) view of every window, strided by the stride
-    windows = sliding_window_view(x_pad, (kh, kw), axis=(1, 2))
-    windows = windows[:, :: stride[0], :: stride[1]][:, :ho, :wo]
-    cols = np.empty((n, ho, wo, kh, kw, c_in), dtype=dtype)
-    np.copyto(cols, windows.transpose(0, 1, 2, 4, 5, 3))
-    w_mat = w.transpose(2, 3, 1, 0).reshape(kh * kw * c_in, c_out).astype(dtype, copy=False)
-    prod = cols.reshape(n * ho * wo, -1) @ w_mat  # (N*Ho*Wo, C_out)
-    z = np.empty((n, c_out, ho, wo), dtype=prod.dtype)
-    np.add(prod.reshape(n, ho, wo, c_out).transpose(0, 3, 1, 2), b[:, None, None], out=z)
-    return z, ConvCache(x.shape, cols, w, stride, padding, out_hw)
+    z = np.empty((n, c_out, ho, wo), dtype=dtype)
+    if _use_blocks(c_in, kw, wo):
+        x_pad = _pad_channels_last(x, padding, dtype)
+        w_mat = w.transpose(2, 3, 1, 0).reshape(kh * kw * c_in, c_out).astype(dtype, copy=False)
+        prod = np.empty((n, ho, wo, c_out), dtype=dtype)
+        for first, last, cols in _column_blocks(x_pad, (kh, kw), stride, out_hw):
+            np.matmul(cols, w_mat, out=prod[first:last].reshape(-1, c_out))
+        np.add(prod.transpose(0, 3, 1, 2), b[:, None, None], out=z)
+        return z, ConvCache(x.shape, "blocks", x_pad, w, stride, padding, out_hw)
+    x_pad = pad_nchw(x, padding).transpose(1, 0, 2, 3)  # (C_in, N, H_pad, W_pad) view
+    windows = sliding_window_view(x_pad, (kh, kw), axis=(2, 3))
+    windows = windows[:, :, :: stride[0], :: stride[1]][:, :, :ho, :wo]
+    cols = np.empty((kh, kw, c_in, n, ho, wo), dtype=dtype)
+    np.copyto(cols, windows.transpose(4, 5, 0, 1, 2, 3))
+    w_mat = w.transpose(0, 2, 3, 1).reshape(c_out, kh * kw * c_in).astype(dtype, copy=False)
+    prod = w_mat @ cols.reshape(kh * kw * c_in, -1)  # (C_out, N*Ho*Wo)
+    np.add(prod.reshape(c_out, n, ho, wo).transpose(1, 0, 2, 3), b[:, None, None], out=z)
+    return z, ConvCache(x.shape, "offsets", cols, w, stride, padding, out_hw)
 
 
 def conv2d_backward(
@@ -138,30 +188,49 @@ def conv2d_backward(
     c_out, c_in, kh, kw = w.shape
     n = dz.shape[0]
     ho, wo = cache.out_hw
-    dz_t = np.ascontiguousarray(dz.transpose(1, 0, 2, 3)).reshape(c_out, -1)  # (C_out, N*Ho*Wo)
+    dtype = np.result_type(dz, w)
+    dz_t = np.ascontiguousarray(dz.transpose(1, 0, 2, 3), dtype=dtype).reshape(c_out, -1)
     db = dz_t.sum(axis=1)
-    cols = cache.cols.reshape(n * ho * wo, kh * kw * c_in)
-    dw = (dz_t @ cols).reshape(c_out, kh, kw, c_in).transpose(0, 3, 1, 2)
+    if cache.layout == "blocks":
+        dw_mat = None  # (C_out, kH*kW*C_in), summed over the blocks of samples
+        rows = ho * wo
+        for first, last, cols in _column_blocks(cache.data, (kh, kw), cache.stride, cache.out_hw):
+            part = dz_t[:, first * rows : last * rows] @ cols
+            if dw_mat is None:
+                dw_mat = part
+            else:
+                dw_mat += part
+        dw = dw_mat.reshape(c_out, kh, kw, c_in).transpose(0, 3, 1, 2)
+    else:
+        cols = cache.data.reshape(kh * kw * c_in, -1)
+        # (cols @ dz_t.T).T, not dz_t @ cols.T: the same sums, twice as fast in OpenBLAS here.
+        dw = (cols @ dz_t.T).T.reshape(c_out, kh, kw, c_in).transpose(0, 3, 1, 2)
     if not need_dx:
         return None, np.ascontiguousarray(dw), db
-    # dx in channels-last order: for each kernel offset (u, v), one BLAS product gives that
-    # offset's slab of the columns' gradient, dz @ w[:, :, u, v] (N*Ho*Wo, C_in), which is added
-    # onto the input cells it met. The slab buffer is reused, so the columns' gradient is never
-    # held whole (kH*kW times the memory) and every add reads a slab still in cache.
     ph, pw = cache.padding
-    _, _, h, wd = cache.x_shape
-    dtype = np.result_type(dz, w)
+    if cache.stride == (1, 1) and ph < kh and pw < kw and c_in >= DIRECT_DX_MIN_CHANNELS:
+        # Stride 1, and enough input channels for its products to be efficient (measured
+        # with benchmarks/bench_train.py: faster from 16, slower at 8): dx is the full
+        # correlation of dz with the flipped kernels (in and out channels swapped), i.e. a
+        # forward convolution of dz padded by k - 1 - p, done by the same blocked im2col and
+        # BLAS products as the forward pass, with no columns' gradient to scatter back.
+        w_flip = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3), dtype=dtype)
+        zero_bias = np.zeros(c_in, dtype=dtype)
+        dx = conv2d_forward(dz, w_flip, zero_bias, (1, 1), (kh - 1 - ph, kw - 1 - pw))[0]
+        return dx, np.ascontiguousarray(dw), db
+    # Otherwise dx in channels-last order: for each kernel offset (u, v), one BLAS product
+    # gives that offset's slab of the columns' gradient, dz @ w[:, :, u, v] (N*Ho*Wo, C_in),
+    # which is added onto the input cells it met. The slab buffer is reused, so the columns'
+    # gradient is never held whole (kH*kW times the memory) and every add reads a slab still in
+    # cache.
+    (sh, sw), (_, _, h, wd) = cache.stride, cache.x_shape
     dx_pad = np.zeros((n, h + 2 * ph, wd + 2 * pw, c_in), dtype=dtype)
     slab = np.empty((n, ho, wo, c_in), dtype=dtype)
     dz_m = dz_t.T  # (N*Ho*Wo, C_out), a transposed view: BLAS reads it as it is
     w_uv = np.ascontiguousarray(w.transpose(2, 3, 0, 1), dtype=dtype)  # (kH, kW, C_out, C_in)
     for u, v, _ in offsets((kh, kw)):
         np.matmul(dz_m, w_uv[u, v], out=slab.reshape(-1, c_in))
-        view = dx_pad[
-            :,
-            u : u + cache.stride[0] * ho : cache.stride[0],
-            v : v + cache.stride[1] * wo : cache.stride[1],
-        ]
+        view = dx_pad[:, u : u + sh * ho : sh, v : v + sw * wo : sw]
         np.add(view, slab, out=view)
     dx = dx_pad[:, ph : ph + h, pw : pw + wd].transpose(0, 3, 1, 2)
     return np.ascontiguousarray(dx), np.ascontiguousarray(dw), db

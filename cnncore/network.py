@@ -14,9 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from . import functional as F  # noqa: N812
 from . import losses
 from .blocks import flatten_params
-from .layers import Layer, Record, build_layer, init_params
+from .layers import Layer, MaxPool2d, Record, build_layer, init_params
 from .spec import SpecError, normalize_spec
 
 
@@ -195,7 +196,10 @@ class Network:
     def backward(self, records: list[Record], y: np.ndarray, input_grad: bool = True) -> float:
         """Backward pass through every layer; fills the records and returns the loss.
 
-        `input_grad=False` skips dC/dx of the network's input (not needed to train).
+        `input_grad=False` is the training mode: it skips dC/dx of the network's input, and only
+        the parameter gradients (`Record.grads`) are guaranteed to be filled. There, a max-pool
+        that follows a relu layer hands that layer dC/dz directly (see `_pool_after_relu`), so
+        the relu layer's dC/da and the pool's dC/da_prev stay None. The trace uses the default.
         """
         last = records[-1]
         z_for_loss = last.z if self.is_classifier else None
@@ -206,6 +210,10 @@ class Network:
             dC_dz = (last.a - y) / y.shape[0]  # softmax + cross-entropy: exact and stable
         for i in reversed(range(len(self.layers))):
             need_dx = input_grad or i > 0
+            if not input_grad and i > 0 and _pool_after_relu(self.layers[i - 1], self.layers[i]):
+                dC_dz = _pool_relu_backward(records[i], dC_da, dC_dz)
+                dC_da = None
+                continue
             dC_da = self.layers[i].backward(records[i], dC_da, dC_dz, need_dx)
             dC_dz = None
         return loss
@@ -239,3 +247,31 @@ class Network:
         for layer, g in zip(net.layers, grads, strict=True):
             layer.params = {k: v - learning_rate * g[k] for k, v in layer.params.items()}
         return net
+
+
+def _pool_after_relu(prev: Layer, layer: Layer) -> bool:
+    """A max-pool whose input is a plain layer's relu output (not a block's)."""
+    return (
+        type(layer) is MaxPool2d
+        and prev.activation == "relu"
+        and type(prev).backward is Layer.backward
+    )
+
+
+def _pool_relu_backward(
+    rec: Record, dC_da: np.ndarray | None, dC_dz: np.ndarray | None
+) -> np.ndarray:
+    """dC/dz of the relu layer before a max-pool, straight from the pool's dC/da.
+
+    The pool routes each window's gradient to the cell that holds its maximum, whose relu
+    output a equals the window's output; relu passes the gradient where z > 0, i.e. where
+    a > 0. So masking the pool's output gradient by (pool output > 0) and routing it gives
+    exactly relu_backward(maxpool_backward(dC_da)), bit for bit (a NaN window: NaN > 0 is
+    false, as for its NaN cell), with one pass over the pool's small output instead of one
+    over the relu layer's whole output. Fills the pool's record as `Layer.backward` would,
+    except dC/da_prev, which is not computed.
+    """
+    g = dC_dz if dC_dz is not None else dC_da  # a pool has no activation: dC/dz = dC/da
+    rec.dC_da, rec.dC_dz = g, g
+    masked = np.where(rec.a > 0, g, g.dtype.type(0))
+    return F.maxpool2d_backward(masked, rec.cache)

@@ -134,3 +134,138 @@ def test_conv_float32_stays_float32_and_matches_float64(n, c_in, h, w, c_out, k,
     np.testing.assert_allclose(z64, nz, rtol=0, atol=1e-12)
     for got, want in zip(grads64, naive.conv2d_backward(dz, x, wt, s, p), strict=True):
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("block_bytes", [1, 3000, 1 << 20])
+def test_conv_column_blocks_give_the_same_result_for_any_block_size(monkeypatch, block_bytes):
+    # One sample per block, a few samples per block, everything in one block: same values.
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(5, 4, 6, 7))
+    wt = rng.normal(size=(3, 4, 3, 3))
+    b = rng.normal(size=3)
+    monkeypatch.setattr(F, "BLOCK_BYTES", block_bytes)
+    z, cache = F.conv2d_forward(x, wt, b, (1, 1), (1, 1))
+    assert cache.layout == "blocks"
+    dz = rng.normal(size=z.shape)
+    dx, dw, db = F.conv2d_backward(dz, cache)
+    np.testing.assert_allclose(z, naive.conv2d_forward(x, wt, b, 1, 1), rtol=0, atol=1e-12)
+    for got, want in zip((dx, dw, db), naive.conv2d_backward(dz, x, wt, 1, 1), strict=True):
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+
+
+def test_conv_layouts_both_covered():
+    rng = np.random.default_rng(7)
+    few = F.conv2d_forward(
+        rng.normal(size=(2, 1, 9, 9)), rng.normal(size=(2, 1, 3, 3)), np.zeros(2), (1, 1), (1, 1)
+    )[1]
+    many = F.conv2d_forward(
+        rng.normal(size=(2, 8, 9, 9)), rng.normal(size=(2, 8, 3, 3)), np.zeros(2), (1, 1), (1, 1)
+    )[1]
+    assert (few.layout, many.layout) == ("offsets", "blocks")
+
+
+@pytest.mark.parametrize("min_channels", [1, 10**9])
+@pytest.mark.parametrize("n,c_in,h,w,c_out,k,s,p", CONV_CASES)
+def test_conv_dx_direct_and_scatter_paths_match_naive(
+    monkeypatch, min_channels, n, c_in, h, w, c_out, k, s, p
+):
+    # min_channels 1: every stride-1 case computes dx as a forward convolution of dz with the
+    # flipped kernels; 10**9: every case scatters per-offset slabs.
+    monkeypatch.setattr(F, "DIRECT_DX_MIN_CHANNELS", min_channels)
+    rng = np.random.default_rng(8)
+    x = rng.normal(size=(n, c_in, h, w))
+    wt = rng.normal(size=(c_out, c_in, *k))
+    b = rng.normal(size=c_out)
+    z, cache = F.conv2d_forward(x, wt, b, s, p)
+    dz = rng.normal(size=z.shape)
+    dx, dw, db = F.conv2d_backward(dz, cache)
+    ndx, ndw, ndb = naive.conv2d_backward(dz, x, wt, s, p)
+    for got, want in ((dx, ndx), (dw, ndw), (db, ndb)):
+        assert got.flags.c_contiguous
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+
+
+def test_conv_dx_direct_path_at_16_channels_matches_torch_float32():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(9)
+    x = rng.normal(size=(3, 16, 10, 9)).astype(np.float32)
+    wt = rng.normal(size=(8, 16, 5, 5)).astype(np.float32)
+    b = rng.normal(size=8).astype(np.float32)
+    z, cache = F.conv2d_forward(x, wt, b, (1, 1), (2, 2))
+    dz = rng.normal(size=z.shape).astype(np.float32)
+    dx, dw, db = F.conv2d_backward(dz, cache)
+    assert dx.dtype == dw.dtype == db.dtype == np.float32
+    tx, tw = torch.tensor(x, requires_grad=True), torch.tensor(wt, requires_grad=True)
+    tb = torch.tensor(b, requires_grad=True)
+    tz = torch.nn.functional.conv2d(tx, tw, tb, padding=2)
+    tz.backward(torch.tensor(dz))
+    np.testing.assert_allclose(z, tz.detach().numpy(), rtol=1e-5, atol=1e-4)
+    for got, t in ((dx, tx), (dw, tw), (db, tb)):
+        np.testing.assert_allclose(got, t.grad.numpy(), rtol=1e-5, atol=1e-4)
+
+
+def _relu_pool_net(pool):
+    from cnncore import Network
+
+    spec = {
+        "input_shape": [2, 9, 8],
+        "layers": [
+            {
+                "type": "conv2d",
+                "out_channels": 4,
+                "kernel_size": 3,
+                "padding": 1,
+                "activation": "relu",
+            },
+            {"type": "maxpool2d", **pool},
+            {"type": "flatten"},
+            {"type": "dense", "units": 6, "activation": "relu"},
+            {"type": "dense", "units": 3, "activation": "softmax"},
+        ],
+        "loss": "cross_entropy",
+    }
+    return Network.from_spec(spec, seed=3)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize(
+    "pool",
+    [
+        {"kernel_size": 2},
+        {"kernel_size": 3, "stride": 2},
+        {"kernel_size": 2, "stride": 1},
+        {"kernel_size": 2, "stride": 2, "padding": 1},
+    ],
+)
+def test_training_backward_folds_relu_into_pool_bit_for_bit(pool, dtype):
+    # Training mode (input_grad=False) masks the pool's gradient by (pool output > 0) and hands
+    # the relu layer dC/dz; the trace's mode runs relu's own backward. Same gradients, bit for
+    # bit, with many ties (a relu's zeros) in the pool windows.
+    net = _relu_pool_net(pool).astype(dtype)
+    rng = np.random.default_rng(10)
+    x = rng.normal(size=(5, 2, 9, 8)).astype(dtype)
+    x[0] = 0.0  # all-zero windows after relu
+    y = np.array([0, 1, 2, 1, 0])
+    a, records = net.forward(x)
+    net.backward(records, net.encode_target(y, 5, dtype=dtype), input_grad=True)
+    full = [rec.grads() for rec in records]
+    loss, fused = net.loss_and_grads(x, y)
+    for g_full, g_fused in zip(full, fused, strict=True):
+        assert set(g_full) == set(g_fused)
+        for k in g_full:
+            assert g_fused[k].dtype == dtype
+            np.testing.assert_array_equal(g_fused[k], g_full[k])
+            np.testing.assert_array_equal(np.signbit(g_fused[k]), np.signbit(g_full[k]))
+
+
+def test_training_backward_fold_is_taken_and_the_trace_mode_keeps_every_tensor():
+    net = _relu_pool_net({"kernel_size": 2})
+    x = np.random.default_rng(11).normal(size=(2, 2, 9, 8))
+    y = net.encode_target(np.array([0, 2]), 2)
+    _, records = net.forward(x)
+    net.backward(records, y, input_grad=False)
+    assert records[0].dC_da is None and records[0].dC_dz is not None  # folded
+    _, records = net.forward(x)
+    net.backward(records, y)
+    assert records[0].dC_da is not None and records[1].dC_da_prev is not None
+    np.testing.assert_array_equal(records[1].dC_da_prev, records[0].dC_da)

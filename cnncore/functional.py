@@ -58,6 +58,29 @@ def offsets(kernel: Pair):
             yield u, v, u * kw + v
 
 
+def where_or_zero(mask: np.ndarray, values: np.ndarray, out: np.ndarray | None = None):
+    """np.where(mask, values, 0) for a float array, bit for bit (+0.0 where the mask is false;
+    values, NaN and -0.0 kept where true), without np.where's branches: the boolean mask becomes
+    an all-ones or all-zeros integer of the values' width and is ANDed with their bits. Several
+    times faster on random masks (a max-pool's window choices). Writes into `out` if given (any
+    strides, the values' dtype)."""
+    dtype = values.dtype
+    if dtype.kind != "f":
+        result = np.where(mask, values, dtype.type(0))
+        if out is None:
+            return result
+        out[...] = result
+        return out
+    uint = np.dtype(f"u{dtype.itemsize}")
+    bits = mask.view(np.uint8).astype(uint)
+    np.negative(bits, out=bits)  # 1 -> all ones, 0 -> 0 (unsigned wrap-around)
+    if out is None:
+        np.bitwise_and(bits, values.view(uint), out=bits)
+        return bits.view(dtype)
+    np.bitwise_and(bits, values.view(uint), out=out.view(uint))
+    return out
+
+
 def output_hw(x_shape: tuple, kernel: Pair, stride: Pair, padding: Pair) -> Pair:
     return (
         out_size(x_shape[-2], kernel[0], stride[0], padding[0]),
@@ -335,7 +358,6 @@ def maxpool2d_backward(dout: np.ndarray, cache: MaxPoolCache) -> np.ndarray:
     """
     n, c, h, w = cache.x_shape
     out_hw = dout.shape[2:]
-    zero = dout.dtype.type(0)
     if cache.index is None and not np.isnan(cache.out).any():
         # Non-overlapping windows: every input cell gets its window's gradient or 0, written
         # once. The first offset (row-major) whose value equals the window's maximum takes it,
@@ -355,13 +377,13 @@ def maxpool2d_backward(dout: np.ndarray, cache: MaxPoolCache) -> np.ndarray:
                 else:
                     np.greater(hit, taken, out=hit)  # hit and not taken by an earlier offset
                     taken |= hit
-            offset_slice(dx, u, v, cache.stride, out_hw)[...] = np.where(hit, dout, zero)
+            where_or_zero(hit, dout, out=offset_slice(dx, u, v, cache.stride, out_hw))
         return dx
     ph, pw = cache.padding
     dx_pad = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=dout.dtype)
     argmax = cache.argmax
     for u, v, k in offsets(cache.kernel):
-        offset_slice(dx_pad, u, v, cache.stride, out_hw)[...] += np.where(argmax == k, dout, zero)
+        offset_slice(dx_pad, u, v, cache.stride, out_hw)[...] += where_or_zero(argmax == k, dout)
     return np.ascontiguousarray(crop_nchw(dx_pad, cache.padding))
 
 

@@ -273,5 +273,5 @@ def _pool_relu_backward(
     """
     g = dC_dz if dC_dz is not None else dC_da  # a pool has no activation: dC/dz = dC/da
     rec.dC_da, rec.dC_dz = g, g
-    masked = np.where(rec.a > 0, g, g.dtype.type(0))
+    masked = F.where_or_zero(rec.a > 0, g)
     return F.maxpool2d_backward(masked, rec.cache)

@@ -269,3 +269,25 @@ def test_training_backward_fold_is_taken_and_the_trace_mode_keeps_every_tensor()
     net.backward(records, y)
     assert records[0].dC_da is not None and records[1].dC_da_prev is not None
     np.testing.assert_array_equal(records[1].dC_da_prev, records[0].dC_da)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.float16, np.int64])
+def test_where_or_zero_equals_np_where_bit_for_bit(dtype):
+    rng = np.random.default_rng(12)
+    values = rng.normal(size=(4, 3, 6, 5)) * 10
+    if np.dtype(dtype).kind == "f":
+        values.flat[:6] = [np.nan, -0.0, 0.0, np.inf, -np.inf, -1e-300]
+    values = values.astype(dtype)
+    mask = rng.random(values.shape) < 0.5
+    mask.flat[:6] = [True, True, False, True, False, True]
+    want = np.where(mask, values, 0)
+    got = F.where_or_zero(mask, values)
+    assert got.dtype == want.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))
+    # into a strided view, from strided inputs
+    big = np.full((4, 3, 12, 10), 7, dtype=dtype)
+    view = big[:, :, 1::2, ::2]
+    F.where_or_zero(mask[..., ::-1], values[..., ::-1], out=view)
+    want2 = np.where(mask[..., ::-1], values[..., ::-1], 0)
+    np.testing.assert_array_equal(np.ascontiguousarray(view).view(np.uint8), want2.view(np.uint8))
+    assert np.all(big[:, :, ::2] == 7)

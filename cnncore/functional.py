@@ -351,10 +351,14 @@ def maxpool2d_argmax_rc(cache: MaxPoolCache) -> np.ndarray:
     return np.stack([rows, cols], axis=-1)
 
 
-def maxpool2d_backward(dout: np.ndarray, cache: MaxPoolCache) -> np.ndarray:
+def maxpool2d_backward(
+    dout: np.ndarray, cache: MaxPoolCache, channels_major: bool = False
+) -> np.ndarray:
     """Route each gradient to its window's argmax; overlapping windows add up.
 
-    Shapes: dout (N, C, H_out, W_out) -> dx (N, C, H, W).
+    Shapes: dout (N, C, H_out, W_out) -> dx (N, C, H, W), C-contiguous; with
+    `channels_major=True` (training: the convolution before reads dx channel by channel) the
+    non-overlapping path may return dx laid out (C, N, H, W) in memory instead, same values.
     """
     n, c, h, w = cache.x_shape
     out_hw = dout.shape[2:]
@@ -364,7 +368,10 @@ def maxpool2d_backward(dout: np.ndarray, cache: MaxPoolCache) -> np.ndarray:
         # as the general path's strict `>` does; with no NaN every window has one.
         (kh, kw), (ho, wo) = cache.kernel, out_hw
         covered = cache.stride == cache.kernel and (ho * kh, wo * kw) == (h, w)
-        dx = (np.empty if covered else np.zeros)((n, c, h, w), dtype=dout.dtype)
+        shape = (c, n, h, w) if channels_major else (n, c, h, w)
+        dx = (np.empty if covered else np.zeros)(shape, dtype=dout.dtype)
+        if channels_major:
+            dx = dx.transpose(1, 0, 2, 3)  # an (N, C, H, W) view
         taken = None
         last = kh * kw - 1
         for u, v, k in offsets(cache.kernel):

@@ -274,4 +274,4 @@ def _pool_relu_backward(
     g = dC_dz if dC_dz is not None else dC_da  # a pool has no activation: dC/dz = dC/da
     rec.dC_da, rec.dC_dz = g, g
     masked = F.where_or_zero(rec.a > 0, g)
-    return F.maxpool2d_backward(masked, rec.cache)
+    return F.maxpool2d_backward(masked, rec.cache, channels_major=True)

@@ -291,3 +291,16 @@ def test_where_or_zero_equals_np_where_bit_for_bit(dtype):
     want2 = np.where(mask[..., ::-1], values[..., ::-1], 0)
     np.testing.assert_array_equal(np.ascontiguousarray(view).view(np.uint8), want2.view(np.uint8))
     assert np.all(big[:, :, ::2] == 7)
+
+
+@pytest.mark.parametrize("k,s,h,w", NON_OVERLAPPING)
+def test_maxpool_backward_channels_major_same_values(k, s, h, w):
+    x = _inputs(h, w, np.float32, "ties")
+    out, cache = F.maxpool2d_forward(x, k, s)
+    dout = np.random.default_rng(13).normal(size=out.shape).astype(np.float32)
+    want = F.maxpool2d_backward(dout, cache)
+    got = F.maxpool2d_backward(dout, cache, channels_major=True)
+    assert got.shape == want.shape and got.dtype == np.float32
+    assert got.transpose(1, 0, 2, 3).flags.c_contiguous  # (C, N, H, W) in memory
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(np.signbit(got), np.signbit(want))

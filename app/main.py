@@ -11,6 +11,8 @@ server errors -> CORS (only when CNNVIZ_CORS_ORIGINS is set) -> body-size cap ->
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -79,11 +81,43 @@ def limit_blas_threads(n: int) -> bool:
     return True
 
 
+# glibc's mallopt parameters (malloc.h)
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+REUSE_MMAP_THRESHOLD = 16 << 20
+REUSE_TRIM_THRESHOLD = 32 << 20
+
+
+def reuse_freed_memory(
+    mmap_threshold: int = REUSE_MMAP_THRESHOLD, trim_threshold: int = REUSE_TRIM_THRESHOLD
+) -> bool:
+    """Let the next request reuse the memory the previous one freed (glibc only; a no-op
+    elsewhere). True if glibc agreed.
+
+    Why: a digit trace allocates ~10 MB (the engine's tensors, the 2-5 MB response) and frees
+    it when the answer is sent. With glibc's defaults that memory went back to the OS after
+    every request (freed at the heap's top beyond the adaptive trim threshold, or mmapped and
+    unmapped), and the next request page-faulted all of it in again: measured under a real
+    uvicorn, ~1,600 minor page faults per lean digit trace, compute 5.1 ms instead of 3.0 ms.
+    Blocks up to `mmap_threshold` now come from the heap, and up to `trim_threshold` of free
+    memory stays at its top: at most 32 MiB per worker kept for the next request, never a
+    growth per request. Train mode raises both when a run starts and trims when it ends.
+    """
+    name = ctypes.util.find_library("c")
+    try:
+        mallopt = ctypes.CDLL(name).mallopt
+    except (OSError, AttributeError, TypeError):
+        return False
+    ok = mallopt(_M_MMAP_THRESHOLD, mmap_threshold)
+    ok &= mallopt(_M_TRIM_THRESHOLD, trim_threshold)
+    return bool(ok)
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # in each worker process as it starts serving, not when the module is imported
     limit_blas_threads(app.state.settings.blas_threads)
     share_one_arena()  # before any worker thread allocates: Train mode's memory goes back
+    reuse_freed_memory()  # no page faults for the memory each request allocates again
     yield
 
 

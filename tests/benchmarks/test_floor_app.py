@@ -31,3 +31,33 @@ def test_floor_app_answers_every_request_with_the_file(tmp_path):
     finally:
         # uvicorn shuts down gracefully, then re-raises the SIGTERM it caught
         assert server.stop() in (0, -signal.SIGTERM), server.output()
+
+
+def test_floor_app_computes_the_apis_exact_bytes_for_every_target_workload():
+    """The bare-compute control (`CNNVIZ_FLOOR_WORKLOAD`) runs the engine, selection and
+    serializer without the framework; bench_api.py compares the API with it, so its answer
+    must be the API's answer, byte for byte, for each digit trace of issue 11's target."""
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+    from app.settings import Settings
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import bench_api
+
+    loads = bench_api.workloads()
+    with TestClient(create_app(Settings())) as c:
+        for name in bench_api.FLOOR_WORKLOADS:
+            w = loads[name]
+            api = c.post(w["path"], content=w["body"], headers={"content-type": w["type"]})
+            assert api.status_code == 200, api.text
+            assert bench_api.trace_maker(name)() == api.content, name
+
+
+def test_target_verdict():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import bench_api
+
+    assert bench_api.verdict(5.0, 4.0) == "met"  # p50 − engine = floor + 1 ms exactly
+    assert bench_api.verdict(3.2, 4.0) == "met"
+    assert bench_api.verdict(5.5, 4.0) == "not met (+0.5 ms)"

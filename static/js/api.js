@@ -26,12 +26,17 @@ export function gzipAhead(body) {
   });
 }
 
-async function request(method, url, body, signal) {
+// A stroke's end sends its drawing (~26 KB of text, ~0.3-3 KB gzipped) as it is: gzip in the
+// page runs in steps between the views' animation frames and then takes 1 to 40 ms, more than
+// sending 26 KB costs. Bodies above this (learned weights) are still gzipped.
+const GZIP_URGENT_ABOVE = 64 * 1024;
+
+async function request(method, url, body, signal, gzipAbove = GZIP_ABOVE) {
   const init = { method, headers: { Accept: "application/json" }, signal };
   if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
-    if (init.body.length > GZIP_ABOVE && typeof CompressionStream === "function") {
+    if (init.body.length > gzipAbove && typeof CompressionStream === "function") {
       const text = init.body;
       init.body = ahead && ahead.text === text ? await ahead.bytes.catch(() => gzip(text)) : await gzip(text);
       init.headers["Content-Encoding"] = "gzip";
@@ -56,7 +61,7 @@ export const api = {
   scenario: (id) => request("GET", `/api/scenarios/${encodeURIComponent(id)}`),
   predict: (model, image, signal) => request("POST", "/api/predict", { model, image }, signal),
   /** body: {model, input, target} | {scenario, input?, target?} | {network, params, seed, input, target} */
-  trace: (body, signal) => request("POST", "/api/trace", body, signal),
+  trace: (body, signal) => request("POST", "/api/trace", body, signal, body.image ? GZIP_URGENT_ABOVE : GZIP_ABOVE),
   /** One SGD step in one round trip: {loss_before, loss_after, output_before, updated_params, trace, …} */
   learn: (body, signal) => request("POST", "/api/learn", body, signal),
   /** A model with its parameters as exact base64 (cached by the browser: ETag, 304 on reload). */
@@ -109,16 +114,26 @@ function isEncoded(v) {
   return v !== null && typeof v === "object" && !Array.isArray(v) && typeof v.data === "string" && Array.isArray(v.shape) && typeof v.dtype === "string";
 }
 
+// Decoded values of an encoded array, kept beside it (never on it: the encoded object may be sent
+// back as it is, e.g. the learned parameters).
+const decoded = new WeakMap();
+
+/** {dtype, shape, data} -> its values as one flat Float64Array (int64 argmax as numbers). */
+export function valuesOf(enc) {
+  let values = decoded.get(enc);
+  if (values) return values;
+  const bytes = bytesOf(enc.data);
+  // fromBase64 gives a fresh, aligned buffer; atob's copy is too
+  const buf = bytes.byteOffset % 8 === 0 ? bytes.buffer : bytes.slice().buffer;
+  if (enc.dtype === "int64") values = Float64Array.from(new BigInt64Array(buf, 0, bytes.length / 8), (b) => Number(b));
+  else values = new Float64Array(buf, 0, bytes.length / 8);
+  decoded.set(enc, values);
+  return values;
+}
+
 /** {dtype, shape, data} -> nested arrays (float64 exactly; int64 argmax as numbers). */
 export function decodeArray(enc) {
-  const bytes = bytesOf(enc.data);
-  const buf = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
-  let flatValues;
-  if (enc.dtype === "int64") {
-    const big = new BigInt64Array(buf);
-    flatValues = Float64Array.from(big, (b) => Number(b));
-  } else flatValues = new Float64Array(buf);
-  return nest(flatValues, enc.shape);
+  return nest(valuesOf(enc), enc.shape);
 }
 
 /** Every encoded array inside `x` decoded (a new object; `x` is left as it is). */
@@ -131,6 +146,70 @@ export function decodeAll(x) {
     return out;
   }
   return x;
+}
+
+const ENCODED = Symbol("encoded");
+
+/** obj[key] as the value make() gives, made on the first read (a plain property from then on). */
+export function lazyProperty(obj, key, make, made = () => {}) {
+  const settle = (value) => Object.defineProperty(obj, key, { value, writable: true, enumerable: true, configurable: true });
+  Object.defineProperty(obj, key, {
+    enumerable: true,
+    configurable: true,
+    get() {
+      const value = make();
+      settle(value);
+      made(value);
+      return value;
+    },
+    set: settle,
+  });
+}
+
+/** Whether obj has `key` with a value (true for a lazy one not read yet), without making it. */
+export function present(obj, key) {
+  const d = obj ? Object.getOwnPropertyDescriptor(obj, key) : undefined;
+  return Boolean(d && (d.get || (d.value !== null && d.value !== undefined)));
+}
+
+/**
+ * `decodeAll`, but every encoded array under an object key becomes nested arrays only when it is
+ * first read (a view that never reads a tensor never pays for it); `flatValues(obj, key)` reads
+ * its values without nesting them. Reading, JSON.stringify and spreading see the same values as
+ * with decodeAll.
+ */
+export function decodeLazy(x) {
+  if (isEncoded(x)) return decodeArray(x);
+  if (Array.isArray(x)) return x.map(decodeLazy);
+  if (x === null || typeof x !== "object") return x;
+  const out = {};
+  for (const [k, v] of Object.entries(x)) {
+    if (isEncoded(v) && v.shape.length) {
+      if (!out[ENCODED]) Object.defineProperty(out, ENCODED, { value: {}, enumerable: false });
+      const rec = (out[ENCODED][k] = { enc: v, made: undefined });
+      lazyProperty(out, k, () => decodeArray(v), (value) => (rec.made = value));
+    } else out[k] = decodeLazy(v);
+  }
+  return out;
+}
+
+/** The shape of obj[key] (from its encoded form while it has one: nothing is nested). */
+export function shapeAt(obj, key) {
+  const rec = obj[ENCODED] && obj[ENCODED][key];
+  const d = Object.getOwnPropertyDescriptor(obj, key);
+  if (rec && d && (d.get || d.value === rec.made)) return rec.enc.shape;
+  const shape = [];
+  for (let x = obj[key]; Array.isArray(x); x = x[0]) shape.push(x.length);
+  return shape;
+}
+
+/** The values of obj[key] as one flat Float64Array (from its encoded bytes while it holds them). */
+export function flatValues(obj, key) {
+  const rec = obj[ENCODED] && obj[ENCODED][key];
+  const d = Object.getOwnPropertyDescriptor(obj, key);
+  if (rec && d && (d.get || d.value === rec.made)) return valuesOf(rec.enc);
+  const v = obj[key];
+  return Float64Array.from(Array.isArray(v) ? v.flat(Infinity) : [v]);
 }
 
 function reshapeLike(value, shape) {
@@ -148,26 +227,50 @@ function reshapeLike(value, shape) {
 /**
  * Today's complete trace object from a lean answer: omitted tensors filled in from where the
  * answer says they are ("layers[i-1].forward.a", "input"), parameters from `params` (the ones
- * the request used) when the answer has none. `input` is the request's input.
+ * the request used) when the answer has none. `input` is the request's input (or, for a
+ * request with `image`, the answer's `input`).
  */
 export function completeTrace(lean, input, params) {
-  const tr = decodeAll(lean);
+  const tr = decodeLazy(lean);
   tr.layers.forEach((l, i) => {
     l.forward = l.forward || {};
     l.backward = l.backward || {};
-    for (const [key, ref] of Object.entries(l.omitted || {})) {
-      const part = ["a_prev", "z", "a"].includes(key) ? "forward" : "backward";
-      let v;
-      if (ref === "input") v = reshapeLike(input, l.input_shape);
-      else {
-        const m = /^layers\[(\d+)\]\.(forward|backward)\.(\w+)$/.exec(ref);
-        v = m ? tr.layers[Number(m[1])][m[2]][m[3]] : undefined;
-      }
-      l[part][key] = v;
-    }
+    refer(tr, l, l.omitted, input);
     if (!l.params) l.params = (params && params[i]) || {};
   });
   return tr;
+}
+
+const FORWARD = ["a_prev", "z", "a"];
+
+/** The keys `omitted` names, in layer `l`, read where they are when first asked for. */
+function refer(tr, l, omitted, input) {
+  for (const [key, ref] of Object.entries(omitted || {})) {
+    const part = FORWARD.includes(key) ? "forward" : "backward";
+    if (key in l[part]) continue;
+    // that tensor is then nested once, shared
+    lazyProperty(l[part], key, () => {
+      if (ref === "input") return reshapeLike(input ?? tr.input, l.input_shape);
+      const m = /^layers\[(\d+)\]\.(forward|backward)\.(\w+)$/.exec(ref);
+      return m ? tr.layers[Number(m[1])][m[2]][m[3]] : undefined;
+    });
+  }
+}
+
+/**
+ * Layer i of the trace object `tr` (from completeTrace) gets the tensors of `entry` (layer i of
+ * another answer for the same request, e.g. asked for with "layers": [i]) that it lacks: decoded
+ * when first read, and the keys `entry` names in "omitted" read where they are.
+ */
+export function fillLayer(tr, i, entry, input) {
+  const l = tr.layers[i];
+  const got = decodeLazy(entry);
+  for (const part of ["forward", "backward"]) {
+    const src = got[part] || {};
+    for (const k of Object.keys(src)) if (!(k in l[part])) lazyProperty(l[part], k, () => src[k]);
+  }
+  if ("argmax" in got && !("argmax" in l)) lazyProperty(l, "argmax", () => got.argmax);
+  refer(tr, l, entry.omitted, input);
 }
 
 /**
@@ -189,7 +292,7 @@ const modelParams = new Map();
 /** A bundled model's parameters, nested (downloaded once per page; the HTTP cache keeps them). */
 export function paramsOf(name) {
   if (!modelParams.has(name)) {
-    const p = api.modelB64(name).then((m) => decodeAll(m.params));
+    const p = api.modelB64(name).then((m) => decodeLazy(m.params));
     p.catch(() => modelParams.delete(name));
     modelParams.set(name, p);
   }

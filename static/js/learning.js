@@ -2,10 +2,10 @@
 // and the in-place editor of a worked example's values. The step's new parameters become the
 // state's parameters, so every later trace uses them.
 
-import { LEAN, api, completeTrace, decodeAll, gzipAhead } from "./api.js";
+import { LEAN, api, completeTrace, decodeLazy, gzipAhead } from "./api.js";
 import { CONFIG } from "./config.js";
 import { t } from "./i18n.js";
-import { copyValues, hasParams, showScenarioNote, suggestRate, traceBody } from "./session.js";
+import { copyValues, hasParams, lazySelection, lazyTrace, shownLayer, showScenarioNote, suggestRate, traceBody } from "./session.js";
 import { get, set, subscribe } from "./state.js";
 import { applyEdits } from "./url.js";
 import { Editor, setAt } from "./views/editor.js";
@@ -30,7 +30,7 @@ function paramsChanged(s) {
   return Boolean(s.base && s.values && JSON.stringify(s.base.params) !== JSON.stringify(s.values.params));
 }
 
-export function learningChanged() {
+export function learningChanged(force = false) {
   if (!panel) return;
   const s = get();
   const title = document.getElementById("learn-title");
@@ -38,7 +38,7 @@ export function learningChanged() {
   title.textContent = t(title.dataset.i18n);
   panel.setEnabled({ hasParams: !s.trace || hasParams(s.trace), ready: Boolean(s.trace), busy: stepping, changed: paramsChanged(s) });
   panel.setRate(s.lr);
-  panel.show(s.learned, s.trace ? s.trace.network : null);
+  panel.show(s.learned, s.trace ? s.trace.network : null, force);
 }
 
 function renderEditor() {
@@ -60,7 +60,7 @@ function renderEditor() {
 
 /** Re-render the learning panel and the editor (after a language change). */
 export function refreshLearning() {
-  learningChanged();
+  learningChanged(true);
   renderEditor();
 }
 
@@ -73,9 +73,13 @@ export async function loadScenario(id, edits) {
   set({ base, values, input: null });
 }
 
-/** The POST /api/learn body for a trace body and a learning rate. */
-function learnBody(body, lr) {
-  return { ...body, learning_rate: lr, ...LEAN, include: [...LEAN.include, "updated_params"] };
+/**
+ * The POST /api/learn body for a trace body and a learning rate: the new trace as the page asks
+ * for traces (on the digit model: no weight gradient but the one of the step in view).
+ */
+function learnBody(body, lr, shown, model) {
+  const lazy = model ? lazySelection(shown) : {};
+  return { ...body, learning_rate: lr, ...LEAN, include: [...LEAN.include, "updated_params"], ...lazy };
 }
 
 let aheadTimer = 0;
@@ -89,7 +93,7 @@ function prepareNextStep() {
       () => {
         const s = get();
         const body = s.trace && s.params && s.lr > 0 && !stepping ? traceBody(s) : null;
-        if (body && body.params) gzipAhead(learnBody(body, s.lr));
+        if (body && body.params) gzipAhead(learnBody(body, s.lr, shownLayer(s), s.source.kind === "model"));
       },
       { timeout: 1000 },
     );
@@ -106,23 +110,36 @@ export async function applyStep() {
   const body = traceBody(s);
   if (stepping || !s.trace || !body || !hasParams(s.trace) || !(s.lr > 0)) return;
   stepping = true;
+  performance.mark("learn:start");
   learningChanged();
   try {
-    const r = await api.learn(learnBody(body, s.lr));
-    const updated = decodeAll(r.updated_params);
+    const shown = shownLayer(s);
+    const r = await api.learn(learnBody(body, s.lr, shown, s.source.kind === "model"));
+    performance.mark("learn:answer");
+    // nested arrays only where a view reads them (the learn card reads the flat values)
+    const updated = decodeLazy(r.updated_params);
     const trace = completeTrace(r.trace, body.input, updated);
+    if (s.source.kind === "model") {
+      // another layer's weight gradient comes when a step of it is opened, with these weights
+      const target = Array.from(trace.target).indexOf(1);
+      const next = { network: trace.network, params: r.updated_params, input: body.input, target };
+      lazyTrace(trace, next, shown);
+    }
     // the trace the page shows is the one before the step (same input, target and parameters)
-    const before = { ...s.trace, loss: r.loss_before, output: decodeAll(r.output_before) };
+    const before = { ...s.trace, loss: r.loss_before, output: decodeLazy(r.output_before) };
     const learned = { trace: before, updated, lossAfter: r.loss_after, lr: s.lr,
       steps: (s.learned ? s.learned.steps : 0) + 1, outputAfter: trace.output };
     if (s.source.kind === "scenario") set({ values: { ...s.values, params: updated }, learned });
     else set({ params: updated, paramsWire: { of: updated, params: r.updated_params }, spec: trace.network, learned });
+    performance.mark("learn:state");
     showTrace(trace);
+    performance.mark("learn:views");
   } catch (err) {
     status(t("status.error", { msg: err.message }));
   } finally {
     stepping = false;
     learningChanged();
+    performance.mark("learn:card");
   }
 }
 
@@ -169,4 +186,6 @@ export function initLearning(hooks) {
     learningChanged();
     if (s.params) prepareNextStep();
   });
+  // the next step's body names the layer in view (its weight gradient comes with the step)
+  subscribe(["step"], (s) => s.params && s.source.kind === "model" && prepareNextStep());
 }

@@ -44,11 +44,9 @@ function notice(text) {
 async function useInput(input) {
   if (get().source.kind !== "model") return;
   pad.setBackground(input);
+  // the loss target defaults to the predicted class: the trace's "predicted" resolves it
   set({ input, learned: null, target: null, prediction: null });
   await runTrace();
-  // The loss target defaults to the predicted class, known only now: trace again if it differs.
-  const s = get();
-  if (s.trace && s.target === null && s.prediction !== null && s.trace.target[s.prediction] !== 1) await runTrace();
 }
 
 const probs = new Probabilities($("probs"), { onPick: (k) => set({ target: k }) });
@@ -72,9 +70,23 @@ function drawingChanged(image, { final, version }) {
   }
   pendingImage = { image, final, version };
   if (pad.isEmpty()) set({ learned: null });
-  // The stroke's end does not wait for a predict still on its way with an older drawing: its
-  // answer (if it comes later) is dropped, and the trace follows this one at once.
+  // The stroke's end is ONE request: the trace of the drawing itself (POST /api/trace with
+  // `image`), which also brings the 28×28 input, the bars and the prediction. A predict still on
+  // its way with an older drawing is not waited for; its late answer is dropped.
+  if (final && traceDrawing()) return;
   if (!predicting || final) sendPredict();
+}
+
+/** The stroke's end on the digit model: trace the drawing in one request. False: not here. */
+function traceDrawing() {
+  const s = get();
+  if (s.source.kind !== "model" || !pendingImage) return false;
+  const job = pendingImage;
+  pendingImage = null;
+  predictShown = ++predictSeq; // every predict still on its way is for an older drawing
+  predicting = false;
+  runTrace(job);
+  return true;
 }
 
 let traceBlank = false;
@@ -146,26 +158,35 @@ function scheduleTrace(delay = CONFIG.traceDebounceMs) {
   traceTimer = setTimeout(runTrace, delay);
 }
 
-/** Trace the current state; resolves when the views show it (or the trace failed). */
-async function runTrace() {
+/**
+ * Trace the current state, or with `job` ({image, version} of the pad at a stroke's end) the
+ * drawing itself: its 28×28 input and the bars then come with the trace. Resolves when the
+ * views show it (or the trace failed).
+ */
+async function runTrace(job = null) {
   clearTimeout(traceTimer);
-  const body = traceBody(get());
+  const body = job && job.image ? traceBody(get(), job.image) : traceBody(get());
   if (!body) {
     document.body.dataset.tracing = "false";
     return;
   }
   const seq = ++traceSeq;
   document.body.dataset.tracing = "true";
+  performance.mark("trace:start");
   set({ busy: true });
   try {
     const trace = await fetchTrace(get(), body);
+    performance.mark("trace:answer");
     if (seq !== traceSeq) return;
     // the step that stays in view gets its layer's lazily fetched tensors before anything shows
     const steps = buildSteps(trace);
     const kept = steps[keptStep(trace, steps)];
-    await (kept && kept.phase === "backward" ? ensureLayer(trace, kept.layer) : null);
+    await (kept ? ensureLayer(trace, kept.layer) : null);
     if (seq !== traceSeq) return;
-    showTrace(trace, seq);
+    if (job) set({ input: trace.input, learned: null });
+    performance.mark("trace:state");
+    showTrace(trace, seq, job ? job.version : undefined);
+    performance.mark("trace:views");
   } catch (err) {
     set({ busy: false });
     status(t("status.error", { msg: err.message }));
@@ -182,8 +203,11 @@ function keptStep(trace, steps) {
   return keep;
 }
 
-/** Show a complete trace object (from runTrace, or from a learning step's one answer). */
-function showTrace(trace, seq = ++traceSeq) {
+/**
+ * Show a complete trace object (from runTrace, or from a learning step's one answer); `version`:
+ * the pad's drawing the bars now belong to (a stroke's trace).
+ */
+function showTrace(trace, seq = ++traceSeq, version = undefined) {
   trace.__key = JSON.stringify(trace.network.layers.map((l) => [l.type, l.output_shape]));
   const s = get();
   const steps = buildSteps(trace);
@@ -194,7 +218,7 @@ function showTrace(trace, seq = ++traceSeq) {
   }
   set(patch);
   delete document.body.dataset.empty;
-  if (patch.probabilities) probs.update(trace.output, trace.prediction, currentTarget(get()));
+  if (patch.probabilities) probs.update(trace.output, trace.prediction, currentTarget(get()), version);
   fillTargets(get());
   showStep();
   status("");
@@ -240,8 +264,8 @@ function pickColumn(k) {
 function showStep() {
   const { trace, steps, step, playing } = get();
   if (!trace) return;
-  // a backward step of a layer whose weight gradient is not here yet: fetch it, then show
-  const wait = steps[step] && steps[step].phase === "backward" ? ensureLayer(trace, steps[step].layer) : null;
+  // a step of a layer whose tensors are not here yet: fetch them, then show
+  const wait = steps[step] ? ensureLayer(trace, steps[step].layer) : null;
   if (wait) {
     wait.then(
       () => get().trace === trace && get().step === step && showStep(),

@@ -1,7 +1,7 @@
 // What goes to /api/trace for the current state, the source pickers of the side column, and the
 // learning-rate suggestion. Pure functions of the state (plus the DOM of the pickers).
 
-import { LEAN, api, completeTrace, decodeAll, paramsOf } from "./api.js";
+import { LEAN, api, completeTrace, decodeLazy, fillLayer, paramsOf } from "./api.js";
 import { pick, t } from "./i18n.js";
 import { flat } from "./math/tensor.js";
 import { onnxTraceBody } from "./onnx.js";
@@ -16,17 +16,20 @@ export function currentTarget(s) {
 /**
  * The /api/trace body for the state, or null when there is nothing to trace yet.
  * Digit model: {model, input, target}, or {network, params, …} once a learning step changed the
- * weights. Scenario: always its (possibly edited) values as a custom network.
+ * weights; with `image` (the pad's drawing at a stroke's end) that instead of the input (the
+ * server makes the 28×28 and returns it). Its target, unless the learner chose one, is
+ * "predicted": the class the network predicts for this input, resolved by the server in the
+ * same request. Scenario: always its (possibly edited) values as a custom network.
  */
-export function traceBody(s) {
+export function traceBody(s, image = null) {
   if (s.source.kind === "onnx") return onnxTraceBody(s); // an uploaded .onnx network
   if (s.source.kind === "scenario") {
     if (!s.values) return null;
     const { input, params, target } = s.values;
     return { network: s.base.spec, params, input, target };
   }
-  if (!s.input) return null;
-  const common = { input: s.input, target: currentTarget(s) };
+  if (!s.input && !image) return null;
+  const common = { ...(image ? { image } : { input: s.input }), target: s.target ?? "predicted" };
   // learned weights travel as the exact base64 the last step's answer gave (gzipped on the way up)
   return s.params ? { network: s.spec, params: wireParams(s), ...common } : { model: s.source.id, ...common };
 }
@@ -39,39 +42,72 @@ export function traceBody(s) {
 export async function fetchTrace(s, body, signal) {
   const own = body.model === undefined && body.params === undefined; // a network seeded on the server
   const include = own ? [...LEAN.include, "params"] : LEAN.include;
-  // A bundled model's weight gradients (113 k of the digit trace's 213 k numbers) come when a
-  // backward step of their layer is opened (ensureLayer), not with every stroke.
-  const lazy = body.model !== undefined ? { exclude: LAZY } : {};
+  const shown = shownLayer(s);
+  const lazy = s.source.kind === "model" ? lazySelection(shown) : {};
   const [lean, params] = await Promise.all([
     api.trace({ ...body, ...LEAN, include, ...lazy }, signal),
     body.model !== undefined ? paramsOf(body.model) : null,
   ]);
   const trace = completeTrace(lean, body.input, params || paramsSent(s, body));
-  if (body.model !== undefined) trace.__lazy = { body, pending: {} };
+  if (s.source.kind === "model") lazyTrace(trace, concreteBody(body, trace), shown);
   return trace;
 }
 
-const LAZY = ["dC_dw"];
+/** `body` as it traces the same sample again: the 28×28 its image became, the class it resolved. */
+function concreteBody(body, trace) {
+  if (body.image === undefined && body.target !== "predicted") return body;
+  const { image, ...rest } = body;
+  const target = Array.from(trace.target).indexOf(1);
+  return { ...rest, input: body.input ?? trace.input, target: body.target === "predicted" ? target : body.target };
+}
+
+// A digit trace is 213 k numbers, 113 k of them weight gradients, and one step's views read one
+// layer's tensors (the overview every layer's a or ∂C/∂a). So the page asks for every tensor of
+// the layer in view and, for the others, for what the overview draws (plus the bias gradients,
+// and the references "dedupe" gives for free); a step of another layer fetches that layer's
+// tensors when it is opened (ensureLayer), as a stroke never pays for what nobody looks at.
+const EVERY = ["a_prev", "a", "dC_da", "dC_da_prev", "dC_db"];
+
+/** The selection fields of a digit-model trace (or learning step) showing layer `shown`. */
+export function lazySelection(shown) {
+  return { layers: [shown], every_layer: EVERY };
+}
+
+/** The layer of the step the next trace will open at (layer 0 before the first trace). */
+export function shownLayer(s) {
+  const step = s.trace && s.steps[s.pendingStep ?? s.step];
+  return step ? step.layer : 0;
+}
+
+/** Marks `trace` (of the digit model, asked for with lazySelection(shown)) as filled in later. */
+export function lazyTrace(trace, body, shown) {
+  trace.__lazy = { body, complete: new Set([shown]), pending: {} };
+  return trace;
+}
 
 /**
  * Null when layer i of `trace` has every tensor the views read; else a promise that fetches the
- * missing ones (once per layer: POST /api/trace with "layers": [i]) into the trace object.
+ * missing ones into the trace object (once per layer: POST /api/trace with "layers": [i]; with
+ * learned weights, which must go up with the request, every missing layer at once).
  */
 export function ensureLayer(trace, i) {
   const lazy = trace && trace.__lazy;
-  const l = lazy && trace.layers[i];
-  if (!l || !l.params || !l.params.w || l.backward.dC_dw !== undefined) return null;
+  if (!lazy || !trace.layers[i] || lazy.complete.has(i)) return null;
   if (!lazy.pending[i]) {
-    const others = ["a_prev", "z", "a", "dC_da", "dC_dz", "dC_db", "dC_da_prev", "w", "b", "argmax"];
-    lazy.pending[i] = api
-      .trace({ ...lazy.body, ...LEAN, include: ["backward"], layers: [i], exclude: others })
+    const want = lazy.body.params ? trace.layers.map((_, j) => j).filter((j) => !lazy.complete.has(j)) : [i];
+    const p = api
+      .trace({ ...lazy.body, ...LEAN, layers: want, exclude: EVERY })
       .then((r) => {
-        for (const k of LAZY) l.backward[k] = decodeAll(r.layers[i].backward[k]);
+        for (const j of want) {
+          fillLayer(trace, j, r.layers[j], lazy.body.input);
+          lazy.complete.add(j);
+        }
       })
       .catch((err) => {
-        delete lazy.pending[i];
+        for (const j of want) delete lazy.pending[j];
         throw err;
       });
+    for (const j of want) lazy.pending[j] = p;
   }
   return lazy.pending[i];
 }
@@ -85,7 +121,7 @@ function wireParams(s) {
 export function paramsSent(s, body) {
   if (!body.params) return null;
   if (s.paramsWire && body.params === s.paramsWire.params) return s.paramsWire.of;
-  return decodeAll(body.params);
+  return decodeLazy(body.params);
 }
 
 /** A deep copy of a scenario's {input, params, target}. */

@@ -5,6 +5,8 @@
 // projection), and the sum at the block's input. A concat block's forward is each branch, then
 // the join; its backward the slicing, each branch in reverse, and the sum at the shared input.
 
+import { present } from "./api.js";
+
 function hasActivation(layer) {
   return layer.activation && layer.activation !== "identity";
 }
@@ -86,7 +88,7 @@ export function buildSteps(trace) {
       }
       add("bias_grad", col);
       add("weight_grad", col);
-      if (entry.backward.dC_da_prev) add("input_grad", inCol);
+      if (present(entry.backward, "dC_da_prev")) add("input_grad", inCol);
     } else if (spec.type === "flatten") {
       add("flatten_back", inCol);
     } else {

@@ -70,10 +70,13 @@ SELECTION = ("include", "layers", "every_layer", "exclude", "dedupe", "encoding"
 
 def traced_request(page, action):
     """Run `action` and return the JSON body of the /api/trace request it triggers, without the
-    page's selection fields: posted again, it gives the complete trace as nested lists."""
+    page's selection fields: posted again, it gives the complete trace as nested lists. (A
+    stroke's end sends the drawing itself as `image`, gzipped, with "target": "predicted".)"""
+    from .test_learning import post_json
+
     with page.expect_request(lambda r: r.url.endswith("/api/trace") and r.method == "POST") as req:
         action()
-    body = req.value.post_data_json
+    body = post_json(req.value)
     assert body["dedupe"] is True and body["encoding"] == "base64"
     assert "params" not in body["include"]
     return {k: v for k, v in body.items() if k not in SELECTION}
@@ -152,6 +155,37 @@ def test_conv_forward_number_equals_the_trace(page, server):
         assert shown.get_attribute("title") == shown.get_attribute("data-value")
         check_conv_formula(page, trace["layers"][0], f, i, j)
         page.keyboard.press("]")
+
+
+@needs_model
+def test_a_stroke_end_is_one_trace_request_with_the_drawing(page, server):
+    """Issue 11: the end of a stroke sends one request, POST /api/trace with the drawing as
+    `image` (no /api/predict first); the bars, the prediction and the views come from its
+    answer, which equals /api/predict's input and class traced the old way."""
+    from .test_learning import post_json
+
+    sent = []
+    # POSTs only: the model's parameters (GET, once per page) come beside the first trace
+    page.on("request", lambda r: "/api/" in r.url and r.method == "POST" and sent.append(r))
+    draw(page, ONE)
+    wait_settled(page)
+    traces = [r for r in sent if r.url.endswith("/api/trace")]
+    assert len(traces) == 1, [r.url for r in sent]
+    # every /api/predict (the live bars while drawing) went out before the stroke's trace
+    assert all(r.url.endswith("/api/predict") for r in sent[: sent.index(traces[0])])
+    assert sent[-1] is traces[0], [r.url for r in sent]
+    body = post_json(traces[0])
+    assert body["target"] == "predicted" and "input" not in body
+    assert len(body["image"]) == 112 and len(body["image"][0]) == 112
+    plain = {k: v for k, v in body.items() if k not in SELECTION}
+    got = httpx.post(server + "/api/trace", json=plain, timeout=30).json()
+    pred = httpx.post(server + "/api/predict", json={"image": body["image"]}, timeout=30).json()
+    assert got["input"] == pred["input"] and got["prediction"] == pred["prediction"] == 1
+    assert page.locator("#probs").get_attribute("data-prediction") == "1"
+    shown = page.locator("#probs .prob-value").nth(1).get_attribute("title")
+    assert float(shown) == got["output"][1] == pred["probabilities"][1]
+    assert float(page.locator("#loss-line").get_attribute("data-value")) == got["loss"]
+    assert not page.messages.problems(), page.messages.problems()
 
 
 def check_conv_formula(page, layer, f, i, j) -> None:
@@ -269,7 +303,8 @@ def test_controls_are_labelled_and_keyboard_works(page):
     page.keyboard.press("ArrowRight")  # the first step asks for the blank pad's trace
     page.wait_for_function("() => document.querySelector('#step-counter').dataset.index === '1'")
     page.keyboard.press("ArrowRight")
-    assert page.locator("#step-counter").get_attribute("data-index") == "2"
+    # step 3 is layer 2's: its tensors come when it is opened (the counter moves with the views)
+    page.wait_for_function("() => document.querySelector('#step-counter').dataset.index === '2'")
     page.keyboard.press(" ")
     assert page.locator("#step-play").get_attribute("aria-pressed") == "true"
     page.keyboard.press(" ")

@@ -4,7 +4,8 @@
 
 import { fmt, fmt4, full, percent } from "../format.js";
 import { t } from "../i18n.js";
-import { flat, maxAbs } from "../math/tensor.js";
+import { flatValues, lazyProperty, nest, present, shapeAt } from "../api.js";
+import { flat } from "../math/tensor.js";
 import { layerName } from "./overview.js";
 import { paintMap } from "./heatmap.js";
 
@@ -22,14 +23,35 @@ export function subtract(a, b) {
   return Array.isArray(a) ? a.map((x, k) => subtract(x, b[k])) : a - b;
 }
 
-/** Per layer with parameters: {layer, dw, db, maxW, maxB} from the params before and after. */
+/** after − before over flat values, and the largest finite |difference|. */
+function delta(after, before) {
+  const d = new Float64Array(after.length);
+  let m = 0;
+  for (let k = 0; k < d.length; k++) {
+    const v = after[k] - before[k];
+    d[k] = v;
+    const a = Math.abs(v);
+    if (a > m && a !== Infinity) m = a;
+  }
+  return { d, m };
+}
+
+/**
+ * Per layer with parameters: {layer, dw, db, maxW, maxB} from the params before and after.
+ * Computed over the flat float64 values (114 k for the digit model: well under a millisecond);
+ * `dw` and `db` become nested arrays only when read (the heatmap reads one layer's).
+ */
 export function paramDeltas(before, after) {
   const out = [];
   before.forEach((p, i) => {
-    if (!p || !p.w) return;
-    const dw = subtract(after[i].w, p.w);
-    const db = subtract(after[i].b, p.b);
-    out.push({ layer: i, dw, db, maxW: maxAbs(dw), maxB: maxAbs(db) });
+    if (!p || !present(p, "w")) return;
+    const w = delta(flatValues(after[i], "w"), flatValues(p, "w"));
+    const b = delta(flatValues(after[i], "b"), flatValues(p, "b"));
+    const shapes = { w: shapeAt(after[i], "w"), b: shapeAt(after[i], "b") };
+    const d = { layer: i, maxW: w.m, maxB: b.m };
+    lazyProperty(d, "dw", () => nest(w.d, shapes.w));
+    lazyProperty(d, "db", () => nest(b.d, shapes.b));
+    out.push(d);
   });
   return out;
 }
@@ -105,7 +127,11 @@ export class LearnPanel {
    * result: {trace (before the step), updated, lossAfter, steps, lr, outputAfter} or null.
    * The per-layer list and the heatmap show updated − trace.layers[i].params.
    */
-  show(result, spec) {
+  show(result, spec, force = false) {
+    // The same step's card is on screen already: nothing to redo (show() runs when the step
+    // starts, when the state changes and when it ends); `force`: its texts changed (language).
+    if (!force && result && this.shownResult === result) return;
+    this.shownResult = result;
     this.result = result;
     this.spec = spec;
     const box = $("learn-result");

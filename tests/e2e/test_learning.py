@@ -157,6 +157,55 @@ def test_three_steps_lower_the_loss_and_the_target_wins(page, server, screenshot
     assert not page.messages.problems(), page.messages.problems()
 
 
+@needs_model
+def test_after_a_step_other_layers_come_with_the_learned_weights(page, server):
+    """Issue 11: the step's answer carries every tensor of the layer in view only (a, dC_da and
+    dC_db of the others); the first step of another layer brings every missing layer in ONE
+    request that sends the learned weights back exactly as received, and what it shows is the
+    learned network's: a weight gradient of conv layer 2 equals a fresh complete trace's."""
+    from .helpers import find_step
+
+    draw(page, ONE)
+    wait_settled(page)
+    before = traces(page)
+    page.locator("#target-select").select_option("7")
+    wait_retraced(page, before)
+    go_to_step(page, 0)
+    with page.expect_response(lambda r: r.url.endswith("/api/learn")) as resp:
+        body = apply_step(page, 1)
+    learn = resp.value.json()
+    assert body["layers"] == [0] and "dC_dw" not in body["every_layer"]
+    lazy = learn["trace"]["layers"]
+    assert "dC_dw" in lazy[0]["backward"] and "dC_dw" not in lazy[5]["backward"]
+    assert "z" in lazy[0]["forward"] and "z" not in lazy[2]["forward"]
+    sent = []
+    page.on("request", lambda r: r.url.endswith("/api/trace") and sent.append(r))
+    k = find_step(page, "weight_grad", 2)
+    assert len(sent) == 1, [post_json(r).get("layers") for r in sent]
+    fetch = post_json(sent[0])
+    assert fetch["params"] == learn["updated_params"] and fetch["layers"] == [1, 2, 3, 4, 5, 6]
+    assert fetch["input"] == body["input"] and fetch["target"] == 7
+    fresh = httpx.post(
+        server + "/api/trace",
+        json={
+            "network": learn["trace"]["network"],
+            "params": learn["updated_params"],
+            "input": body["input"],
+            "target": 7,
+        },
+        timeout=60,
+    ).json()
+    assert fresh["loss"] == learn["loss_after"]
+    go_to_step(page, k)
+    page.keyboard.press("]")
+    pause_sweep(page)
+    d = page.locator("#detail")
+    f, c, u, v = (int(d.get_attribute(f"data-{x}")) for x in "fcij")
+    shown = float(page.locator('#formula [data-role="dw-value"]').get_attribute("data-value"))
+    assert shown == fresh["layers"][2]["backward"]["dC_dw"][f][c][u][v]
+    assert not page.messages.problems(), page.messages.problems()
+
+
 def test_steps_on_a_worked_example_lower_the_mse(page, server, screenshots):
     open_url(page, server + "/?s=conv-valid&lang=zh")
     for k in range(1, 4):

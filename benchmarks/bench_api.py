@@ -716,11 +716,12 @@ def main() -> int:
             runs.append(("uvicorn's default keep-alive 5 s", ["--timeout-keep-alive", "5"]))
         load_start = os.getloadavg()
         results = [(label, mixed_load(args.mixed, 64, 2, extra)) for label, extra in runs]
+        load_end = os.getloadavg()
         print(
             f"\nMixed load: 64 client threads (one httpx client, pooled keep-alive "
             f"connections), 2 workers, {args.mixed:g} s each; load average "
-            f"{load_start[0]:.1f} at the start. Targets: 0 dropped, 0 × 5xx, RSS growth "
-            "<= 10 % after warm-up.\n"
+            f"{load_start[0]:.1f} at the start, {load_end[0]:.1f} at the end (1 min). Targets: "
+            "0 dropped, 0 × 5xx, RSS growth <= 10 % after warm-up.\n"
         )
         print("| server | requests | dropped | 5xx | statuses | RSS (all workers) |")
         print("|---|---:|---|---:|---|---|")

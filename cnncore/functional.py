@@ -271,6 +271,9 @@ class MaxPoolCache:
     x: np.ndarray | None = None  # the input, kept by the non-overlapping path
     out: np.ndarray | None = None  # the output, kept by the non-overlapping path
     index: np.ndarray | None = None  # see `argmax`; None until first needed
+    # the non-overlapping path's first strictly greater offset per window: the argmax of every
+    # window without NaN (a NaN never compares greater, so NaN windows need the general path)
+    first: np.ndarray | None = None
 
     @property
     def argmax(self) -> np.ndarray:
@@ -280,7 +283,10 @@ class MaxPoolCache:
         something asks (the trace's argmax, or a backward pass through a window with NaN).
         """
         if self.index is None:
-            self.index = _maxpool_general(self.x, self.kernel, self.stride, self.padding)[1]
+            if self.first is not None and not np.isnan(self.out).any():
+                self.index = self.first
+            else:
+                self.index = _maxpool_general(self.x, self.kernel, self.stride, self.padding)[1]
         return self.index
 
 
@@ -328,14 +334,22 @@ def maxpool2d_forward(
     kernel, stride, padding = tuple(kernel), tuple(stride), tuple(padding)
     if _non_overlapping(kernel, stride, padding):
         out_hw = output_hw(x.shape, kernel, stride, padding)
-        out = None
-        for u, v, _ in offsets(kernel):
+        index_type = np.min_scalar_type(-(kernel[0] * kernel[1]))
+        out = first = better = None
+        for u, v, k in offsets(kernel):
             cand = offset_slice(x, u, v, stride, out_hw)
             if out is None:
                 out = cand.copy()
-            else:
-                np.maximum(out, cand, out=out)  # a NaN stays NaN, as in the general path
-        return out, MaxPoolCache(x.shape, kernel, stride, padding, x=x, out=out)
+                first = np.zeros(out.shape, dtype=index_type)
+                better = np.empty(out.shape, dtype=bool)
+                continue
+            # first = the last offset that was strictly greater than all before it; offsets
+            # grow, so max(first, k * better) records it without a branchy np.where.
+            np.greater(cand, out, out=better)
+            np.maximum(first, better.view(np.int8).astype(index_type, copy=False) * k, out=first)
+            np.maximum(out, cand, out=out)  # a NaN stays NaN, as in the general path
+        cache = MaxPoolCache(x.shape, kernel, stride, padding, x=x, out=out, first=first)
+        return out, cache
     best, argmax = _maxpool_general(x, kernel, stride, padding)
     return best, MaxPoolCache(x.shape, kernel, stride, padding, index=argmax)
 
@@ -362,28 +376,19 @@ def maxpool2d_backward(
     """
     n, c, h, w = cache.x_shape
     out_hw = dout.shape[2:]
-    if cache.index is None and not np.isnan(cache.out).any():
+    if cache.first is not None and not np.isnan(cache.out).any():
         # Non-overlapping windows: every input cell gets its window's gradient or 0, written
-        # once. The first offset (row-major) whose value equals the window's maximum takes it,
-        # as the general path's strict `>` does; with no NaN every window has one.
+        # once. The offset the forward pass found (the first maximum in row-major order, as the
+        # general path's strict `>`) takes it; with no NaN that is every window's argmax.
         (kh, kw), (ho, wo) = cache.kernel, out_hw
         covered = cache.stride == cache.kernel and (ho * kh, wo * kw) == (h, w)
         shape = (c, n, h, w) if channels_major else (n, c, h, w)
         dx = (np.empty if covered else np.zeros)(shape, dtype=dout.dtype)
         if channels_major:
             dx = dx.transpose(1, 0, 2, 3)  # an (N, C, H, W) view
-        taken = None
-        last = kh * kw - 1
+        hit = np.empty(dout.shape, dtype=bool)
         for u, v, k in offsets(cache.kernel):
-            if k == last and taken is not None:
-                hit = ~taken
-            else:
-                hit = offset_slice(cache.x, u, v, cache.stride, out_hw) == cache.out
-                if taken is None:
-                    taken = hit
-                else:
-                    np.greater(hit, taken, out=hit)  # hit and not taken by an earlier offset
-                    taken |= hit
+            np.equal(cache.first, k, out=hit)
             where_or_zero(hit, dout, out=offset_slice(dx, u, v, cache.stride, out_hw))
         return dx
     ph, pw = cache.padding

@@ -12,18 +12,32 @@ async function gzip(text) {
 
 // The next "Apply one step" body of learned weights, gzipped ahead of time (in idle time after
 // the trace it follows): gzipping 1.2 MB is most of a step's time in the page. Used only when
-// the body sent is exactly this text.
+// the body sent is this one: the same `params` object (the learned weights as received) and the
+// same other fields, so the click need not even write the 1.2 MB of text again.
 let ahead = null;
+
+function aheadKey(body) {
+  const { params, ...rest } = body;
+  return JSON.stringify(rest);
+}
 
 /** Gzip `body` now, for a request that will probably send exactly it next. */
 export function gzipAhead(body) {
+  if (typeof CompressionStream !== "function") return;
+  const key = aheadKey(body);
+  if (ahead && ahead.params === body.params && ahead.key === key) return;
   const text = JSON.stringify(body);
-  if (text.length <= GZIP_ABOVE || typeof CompressionStream !== "function") return;
-  if (ahead && ahead.text === text) return;
-  ahead = { text, bytes: gzip(text) };
+  if (text.length <= GZIP_ABOVE) return;
+  ahead = { params: body.params, key, bytes: gzip(text) };
   ahead.bytes.catch(() => {
     ahead = null;
   });
+}
+
+/** The gzipped bytes of `body` made ahead of time, or null. */
+function gzippedAhead(body) {
+  if (!ahead || body === null || typeof body !== "object" || body.params !== ahead.params) return null;
+  return aheadKey(body) === ahead.key ? ahead.bytes : null;
 }
 
 // A stroke's end sends its drawing (~26 KB of text, ~0.3-3 KB gzipped) as it is: gzip in the
@@ -33,12 +47,16 @@ const GZIP_URGENT_ABOVE = 64 * 1024;
 
 async function request(method, url, body, signal, gzipAbove = GZIP_ABOVE) {
   const init = { method, headers: { Accept: "application/json" }, signal };
-  if (body !== undefined) {
+  const early = body !== undefined && gzippedAhead(body);
+  if (early) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = await early.catch(() => gzip(JSON.stringify(body)));
+    init.headers["Content-Encoding"] = "gzip";
+  } else if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
     if (init.body.length > gzipAbove && typeof CompressionStream === "function") {
-      const text = init.body;
-      init.body = ahead && ahead.text === text ? await ahead.bytes.catch(() => gzip(text)) : await gzip(text);
+      init.body = await gzip(init.body);
       init.headers["Content-Encoding"] = "gzip";
     }
   }

@@ -56,6 +56,9 @@ export function stateToUrl() {
   timer = setTimeout(async () => {
     const s = get();
     if (!s.source.id || !s.trace) return;
+    // A trace on its way changes the state again when it arrives: write the URL after it, not
+    // while the page waits for it (encoding the input and replacing the URL take ~10 ms).
+    if (document.body.dataset.tracing === "true") return stateToUrl();
     const p = await urlParams(s);
     if (s === get() && s.trace) writeUrl(p, fragment(s));
     document.body.dataset.url = location.search; // for the e2e tests: the URL is up to date

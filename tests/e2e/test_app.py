@@ -147,14 +147,23 @@ def test_conv_forward_number_equals_the_trace(page, server):
     page.keyboard.press("]")  # focus moves one position and the sweep stops
     pause_sweep(page)
     for _ in range(3):
-        d = page.locator("#detail")
-        f, i, j = (int(d.get_attribute(f"data-{k}")) for k in "fij")
-        shown = page.locator('#formula [data-role="z-value"]')
-        value = float(shown.get_attribute("data-value"))
-        assert value == trace["layers"][0]["forward"]["z"][f][i][j]
-        assert shown.get_attribute("title") == shown.get_attribute("data-value")
-        check_conv_formula(page, trace["layers"][0], f, i, j)
+        # the position and its formula read at once (a layout change may remount the view)
+        now = page.evaluate(SHOWN_FORMULA)
+        f, i, j = now["f"], now["i"], now["j"]
+        assert float(now["z"]) == trace["layers"][0]["forward"]["z"][f][i][j]
+        assert now["title"] == now["z"]
+        check_conv_formula(now["shown"], trace["layers"][0], f, i, j)
         page.keyboard.press("]")
+
+
+SHOWN_FORMULA = """() => {
+  const d = document.querySelector('#detail');
+  const z = document.querySelector('#formula [data-role="z-value"]');
+  const shown = [...document.querySelectorAll('#formula [data-value]')]
+    .map((e) => [e.dataset.value, e.dataset.role]);
+  return { f: Number(d.dataset.f), i: Number(d.dataset.i), j: Number(d.dataset.j),
+           z: z.dataset.value, title: z.getAttribute('title'), shown };
+}"""
 
 
 @needs_model
@@ -188,13 +197,11 @@ def test_a_stroke_end_is_one_trace_request_with_the_drawing(page, server):
     assert not page.messages.problems(), page.messages.problems()
 
 
-def check_conv_formula(page, layer, f, i, j) -> None:
+def check_conv_formula(shown, layer, f, i, j) -> None:
     """Every number of the conv formula z = Σ a·w + b shown for output (f, i, j) of a
     one-channel conv: each product's factors are a_prev (0 where padded) and w at their
-    positions, in order; the bias is the trace's b[f]; the result its z."""
-    shown = page.eval_on_selector_all(
-        "#formula [data-value]", "(els) => els.map((e) => [e.dataset.value, e.dataset.role])"
-    )
+    positions, in order; the bias is the trace's b[f]; the result its z. `shown`: the
+    formula's [data-value, data-role] pairs."""
     # the sum's numbers end with its result, z (other notes may follow it)
     end = [role for _, role in shown].index("z-value")
     vals = [float(v) for v, _ in shown[: end + 1]]

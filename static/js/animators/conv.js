@@ -63,7 +63,7 @@ export function convForward(ui, { spec, layer }) {
       wv.push(row);
     }
     if (zoomWindow) {
-      win = gridAt(places[1], { values: wv, maxAbs: input.maxAbs, numbers: true }).render();
+      win = gridAt(places[1], { values: wv, maxAbs: input.maxAbs, numbers: true }).render(win && win.base);
     }
     let others = 0;
     for (let cc = 0; cc < cin; cc++) {

@@ -107,7 +107,7 @@ export function convWeight(ui, { spec, layer }) {
     const [u, v] = rc(p, kw);
     cur = [u, v];
     const prods = dz[f].map((row, i) => row.map((d, j) => aG.valueAt(u + i * sh, v + j * sw) * d));
-    prodG = gridAt(places[2], { values: prods, maxAbs: maxAbs(prods) }).render();
+    prodG = gridAt(places[2], { values: prods, maxAbs: maxAbs(prods) }).render(prodG && prodG.base);
     const terms = [];
     dz[f].forEach((row, i) => row.forEach((d, j) => terms.push({ a: aG.valueAt(u + i * sh, v + j * sw), b: d })));
     ui.formula(...sumEquation({ lhs: [grad(sym("w", `${f},${c},${u},${v}`)), mo("="), sigma("i,j"),

@@ -51,7 +51,7 @@ export function poolForward(ui, { spec, layer }) {
       const [r, q] = layer.argmax[c][i][j];
       best = [r + ph, q + pw];
     }
-    if (zoom) win = gridAt(places[1], { values: vals, maxAbs: scale, numbers: true }).render();
+    if (zoom) win = gridAt(places[1], { values: vals, maxAbs: scale, numbers: true }).render(win && win.base);
     const y = Z[c][i][j];
     const lhs = [sym("a", `${c},${i},${j}`), mo("=")];
     const body = isMax

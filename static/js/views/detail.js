@@ -10,6 +10,9 @@ import { ANIMATORS } from "../animators/index.js";
 import { stepTitleKey } from "../steps.js";
 
 // The tensor each kind of step produces (trace part, key, printed name): what the announcer reads out.
+// While a sweep runs, the formula on screen changes at most this often (10 a second).
+const FORMULA_SWEEP_MS = 100;
+
 const STEP_RESULTS = {
   conv: ["forward", "z", "z"],
   dense: ["forward", "z", "z"],
@@ -167,12 +170,38 @@ export class DetailView {
       root: this.root,
       explain: (text) => { this.explainEl.textContent = text; },
       notes: (text) => { this.notesEl.textContent = text; },
-      formula: (...nodes) => this.formulaEl.replaceChildren(...nodes),
+      formula: (...nodes) => this.setFormula(nodes),
       select: (labelKey, options, value, onChange) => this.addSelect(labelKey, options, value, onChange),
       selection: this.selection,
       remount: () => this.mount(),
       focus: (pos) => this.focus(pos),
     };
+  }
+
+  /**
+   * Show the focused position's formula. A sweep moves the focus up to ~130 times a second,
+   * faster than anyone reads, and each new formula costs a MathML layout that held the page's
+   * main thread (and every answer from the server behind it): while sweeping, a formula is put
+   * on screen at most every FORMULA_SWEEP_MS, and the latest one always when the sweep ends or
+   * pauses. A focused position (click, keys, slider) shows its formula at once.
+   */
+  setFormula(nodes) {
+    const now = performance.now();
+    if (this.sweeping && now - this.formulaAt < FORMULA_SWEEP_MS) {
+      this.pendingFormula = nodes;
+      return;
+    }
+    this.pendingFormula = null;
+    this.formulaAt = now;
+    this.formulaEl.replaceChildren(...nodes);
+  }
+
+  flushFormula() {
+    if (!this.pendingFormula) return;
+    const nodes = this.pendingFormula;
+    this.pendingFormula = null;
+    this.formulaAt = performance.now();
+    this.formulaEl.replaceChildren(...nodes);
   }
 
   addSelect(labelKey, options, value, onChange) {
@@ -242,6 +271,8 @@ export class DetailView {
     this.root.dataset.reducedMotion = String(Boolean(this.reduced.matches));
     this.doneSent = false;
     this.lastPos = -1;
+    this.formulaAt = -Infinity;
+    this.pendingFormula = null;
     this.last = performance.now();
     this.started = this.last;
     this.updateSweepButton();
@@ -251,6 +282,7 @@ export class DetailView {
 
   pause() {
     this.sweeping = false;
+    this.flushFormula();
     this.updateSweepButton();
   }
 
@@ -283,6 +315,8 @@ export class DetailView {
         this.sweeping = false;
         this.updateSweepButton();
       }
+    } else if (this.pendingFormula && ts - this.formulaAt >= FORMULA_SWEEP_MS) {
+      this.flushFormula();
     }
     const ip = Math.max(0, Math.floor(this.pos));
     const revealed = this.sweeping ? ip + 1 : n;

@@ -29,11 +29,24 @@ export function paintMap(canvas, map, maxAbs) {
   return canvas;
 }
 
-function offscreen(w, h) {
+/**
+ * A canvas of w×h CSS pixels (at the device pixel ratio) and its context, scaled to CSS pixels:
+ * `reuse` (a canvas no longer shown, e.g. the previous position's window) when it has that size,
+ * cleared, else a new one (creating a canvas and its context is most of what a small map costs).
+ */
+function offscreen(w, h, reuse = null) {
   const dpr = window.devicePixelRatio || 1;
+  const [cw, ch] = [Math.max(1, Math.ceil(w * dpr)), Math.max(1, Math.ceil(h * dpr))];
+  if (reuse && reuse.width === cw && reuse.height === ch) {
+    const ctx = reuse.getContext("2d");
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
+    ctx.clearRect(0, 0, cw, ch);
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    return [reuse, ctx];
+  }
   const c = document.createElement("canvas");
-  c.width = Math.max(1, Math.ceil(w * dpr));
-  c.height = Math.max(1, Math.ceil(h * dpr));
+  c.width = cw;
+  c.height = ch;
   const ctx = c.getContext("2d");
   ctx.scale(dpr, dpr);
   return [c, ctx];
@@ -89,8 +102,9 @@ export class Grid {
     return r >= 0 && c >= 0 && r < this.prows && c < this.pcols ? [r, c] : null;
   }
 
-  render() {
-    const [canvas, ctx] = offscreen(this.width, this.height);
+  /** Paint the map once (draw() then blits it); `reuse`: a canvas of a grid no longer drawn. */
+  render(reuse = null) {
+    const [canvas, ctx] = offscreen(this.width, this.height, reuse);
     const { cw, ch } = this;
     const font = Math.max(8, Math.min(13, Math.floor(Math.min(cw / 3.3, ch / 2))));
     ctx.font = `${font}px ${FONT}`;

@@ -19,8 +19,9 @@ real uvicorn serving the digit model: bytes on the wire and time to pixels.
 
 `--ref DIR`: a second checkout (e.g. `git archive <commit> | tar -x -C DIR`) served by its own
 uvicorn and measured in the same run, stroke by stroke and step by step in turn, so both see
-the same machine load. Prints a markdown table with the issue's targets and the load average.
-Numbers vary with the machine's load; the byte counts do not.
+the same machine load; the page not being measured is frozen (Page.setWebLifecycleState), so
+its animation does not take the CPU from the other. Prints a markdown table with the issue's
+targets and the load average. Numbers vary with the machine's load; the byte counts do not.
 """
 
 from __future__ import annotations
@@ -177,9 +178,15 @@ class Target:
         self.base = f"http://127.0.0.1:{self.port}"
         self.ctx = browser.new_context(viewport={"width": 1280, "height": 800})
         self.page = self.ctx.new_page()
+        self.cdp = self.ctx.new_cdp_session(self.page)
         self.wire = Wire(self.page)
         self.res: dict[str, str] = {}
         self.steps: list[tuple[int, int, int]] = []
+
+    def freeze(self, frozen: bool) -> None:
+        """Freeze the page (no tasks, timers or animation frames) while the other is measured:
+        the views' animation of one page must not take the CPU from the other's measurement."""
+        self.cdp.send("Page.setWebLifecycleState", {"state": "frozen" if frozen else "active"})
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -287,15 +294,23 @@ def main() -> int:
             for t in targets:
                 t.loads()
                 t.walk()
+                t.freeze(True)
+
+            def turn(t: Target, action, *a) -> None:
+                t.freeze(False)
+                action(*a)
+                t.freeze(True)
+
             for k in range(args.strokes):
                 for t in targets:
-                    t.stroke(k)
+                    turn(t, t.stroke, k)
             for t in targets:
-                t.strokes_done()
+                turn(t, t.strokes_done)
             for k in range(1, args.learn + 1):
                 for t in targets:
-                    t.learn(k)
+                    turn(t, t.learn, k)
             for t in targets:
+                t.freeze(False)
                 t.learn_done()
             # the data layer: today's complete JSON trace vs the page's lean one (this tree)
             ref = targets[0].page.evaluate(DATA_LAYER_JS)  # last: it downloads the parameters

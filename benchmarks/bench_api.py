@@ -50,6 +50,7 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse
+import contextlib
 import http.client
 import io
 import random
@@ -469,6 +470,20 @@ class Client:
         return ms
 
 
+def cpu_ms(pid: int) -> float:
+    """CPU time so far of a process, all its threads and child processes (Linux schedstat,
+    nanoseconds), in ms; 0 where /proc cannot tell."""
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        for stat in Path(f"/proc/{p}/task").glob("*/schedstat"):
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                total += int(stat.read_text().split()[0])
+        with contextlib.suppress(OSError, ValueError):
+            todo.extend(int(c) for c in Path(f"/proc/{p}/task/{p}/children").read_text().split())
+    return total / 1e6
+
+
 def _calls_ms(f, k: int) -> list[float]:
     out = []
     for _ in range(k):
@@ -478,11 +493,11 @@ def _calls_ms(f, k: int) -> list[float]:
     return out
 
 
-def side_by_side(port: int, name: str, w: dict, body: bytes, n: int) -> dict[str, float]:
+def side_by_side(port: int, pid: int, name: str, w: dict, body: bytes, n: int) -> dict[str, float]:
     """Issue 11's API target for one digit-trace workload at 1 client, every part measured
     in the same rounds so that all of them see the same machine load:
 
-    * the API (`port`): p50 of `n` requests;
+    * the API (`port`, server process `pid`): p50 of `n` requests;
     * the floor's transfer: `floor_app.py` answering with the very bytes the API sent
       (`body`), under the same uvicorn and client, started next to the API server;
     * the floor's serialization and the engine (`Network.trace`), in this process;
@@ -493,6 +508,12 @@ def side_by_side(port: int, name: str, w: dict, body: bytes, n: int) -> dict[str
     app, then runs the engine and the serializer `BLOCK` times each. `excess` is the median
     over rounds of the round's (API − engine − serialize − transfer) medians: the API's
     overhead above engine + floor, paired; `framework` the same for (API − bare compute).
+
+    CPU time per request is counted too (servers: every thread, from /proc; the client and
+    the in-process calls: this thread). Time spent waiting for a core, which a busy machine
+    adds to wall time, is not in it: `cpu_excess` is the target's left side minus its floor
+    in CPU ms (the client's reading included on both sides), `cpu_framework` API − bare
+    compute.
     """
     engine = engine_work()[name][0]
     serialize = serializer(name)
@@ -505,20 +526,28 @@ def side_by_side(port: int, name: str, w: dict, body: bytes, n: int) -> dict[str
             bare_proc, bare_port = start_floor_server(workload=name)
             procs.append(bare_proc)
             clients = {
-                "api": Client(port, w, len(body)),
-                "transfer": Client(floor_port, w, len(body)),
-                "bare": Client(bare_port, w, len(body)),
+                "api": (Client(port, w, len(body)), pid),
+                "transfer": (Client(floor_port, w, len(body)), floor_proc.pid),
+                "bare": (Client(bare_port, w, len(body)), bare_proc.pid),
             }
             for _ in range(3):  # warm-up
-                for c in clients.values():
+                for c, _pid in clients.values():
                     c.post_ms()
                 engine(), serialize()
             parts: dict[str, list[float]] = {k: [] for k in (*clients, "engine", "ser")}
+            cpu: dict[str, float] = dict.fromkeys(parts, 0.0)
             excess, framework, loads = [], [], []
-            for _ in range(max(2, n // BLOCK)):
-                rnd = {k: [c.post_ms() for _ in range(BLOCK)] for k, c in clients.items()}
-                rnd["engine"] = _calls_ms(engine, BLOCK)
-                rnd["ser"] = _calls_ms(serialize, BLOCK)
+            rounds = max(2, n // BLOCK)
+            for _ in range(rounds):
+                rnd = {}
+                for k, (c, server) in clients.items():
+                    s0, c0 = cpu_ms(server), time.thread_time()
+                    rnd[k] = [c.post_ms() for _ in range(BLOCK)]
+                    cpu[k] += cpu_ms(server) - s0 + (time.thread_time() - c0) * 1e3
+                for k, fn in (("engine", engine), ("ser", serialize)):
+                    c0 = time.thread_time()
+                    rnd[k] = _calls_ms(fn, BLOCK)
+                    cpu[k] += (time.thread_time() - c0) * 1e3
                 m = {k: statistics.median(v) for k, v in rnd.items()}
                 excess.append(m["api"] - m["engine"] - m["ser"] - m["transfer"])
                 framework.append(m["api"] - m["bare"])
@@ -530,6 +559,7 @@ def side_by_side(port: int, name: str, w: dict, body: bytes, n: int) -> dict[str
                 stop_server(proc)
     lat = np.array(parts["api"])
     med = {k: statistics.median(v) for k, v in parts.items()}
+    per = {k: v / (rounds * BLOCK) for k, v in cpu.items()}  # CPU ms per request / call
     return {
         "n": len(lat),
         "p50": float(np.percentile(lat, 50)),
@@ -542,6 +572,9 @@ def side_by_side(port: int, name: str, w: dict, body: bytes, n: int) -> dict[str
         "bare": med["bare"],
         "excess": statistics.median(excess),
         "framework": statistics.median(framework),
+        "cpu": per,
+        "cpu_excess": per["api"] - per["engine"] - per["ser"] - per["transfer"],
+        "cpu_framework": per["api"] - per["bare"],
         "load": statistics.mean(loads),
     }
 
@@ -570,6 +603,16 @@ def targets(rows: list[dict], sizes: dict[str, int]) -> None:
                 f"round: API − engine − floor {fl['excess']:.1f} ms; API − bare compute "
                 f"(engine + serializer + send in one request, no framework; p50 "
                 f"{fl['bare']:.1f} ms) {fl['framework']:.1f} ms"
+            )
+            c = fl["cpu"]
+            print(
+                f"  CPU ms per request (server + client; waiting for a core is not counted, cache "
+                f"contention is): API "
+                f"{c['api']:.2f}, engine {c['engine']:.2f}, serializing {c['ser']:.2f}, "
+                f"bare app sending {c['transfer']:.2f}, bare compute {c['bare']:.2f}: "
+                f"API − engine − floor {fl['cpu_excess']:.2f} ms (<= 1 ms: "
+                f"{'yes' if fl['cpu_excess'] <= 1 else 'no'}); API − bare compute "
+                f"{fl['cpu_framework']:.2f} ms"
             )
         if name == "predict (JSON 280×280)" and row["workers"] == 2 and row["clients"] == 8:
             ok = "met" if r["rps"] >= 300 else "not met"
@@ -752,7 +795,7 @@ def main() -> int:
                 for clients in args.clients:
                     fl = None
                     if clients == 1 and name in FLOOR_WORKLOADS:
-                        r = fl = side_by_side(port, name, w, body, TARGET_N // quarter)
+                        r = fl = side_by_side(port, proc.pid, name, w, body, TARGET_N // quarter)
                     else:
                         n = max(clients * 2, w["n"] // quarter)
                         r = run_load(port, w, clients, n)

@@ -85,6 +85,20 @@ export class Overview {
   constructor(root, { onPick }) {
     this.root = root;
     this.onPick = onPick;
+    // The canvases of the last render, reused by the next one (column:channel → canvas): a
+    // digit trace's overview has ~100 maps, and creating a canvas and its 2-D context for each
+    // was most of what redrawing the overview cost after every stroke and learning step.
+    this.canvases = new Map();
+  }
+
+  /** The canvas `key` of the previous render (its context kept), or a new one. */
+  canvas(key, cls) {
+    let c = this.canvases.get(key);
+    if (!c) {
+      c = el("canvas", cls);
+      this.canvases.set(key, c);
+    }
+    return c;
   }
 
   /** Values of column k (0 = input) in forward (a) or backward (dC/da) mode. */
@@ -128,8 +142,8 @@ export class Overview {
       const showZ = !grad && k === step.column && (step.kind === "conv" || step.kind === "dense") &&
         trace.network.layers[k - 1].activation !== "identity";
       const vals = !computed ? null : showZ ? trace.layers[k - 1].forward.z : this.values(trace, k, grad);
-      col.append(this.legend(vals, grad ? "∂C/∂a" : showZ ? "z" : "a"));
-      col.append(this.maps(vals, mapsH, grad ? t("overview.grad") : t("overview.act")));
+      col.append(this.legend(vals, grad ? "∂C/∂a" : showZ ? "z" : "a", k));
+      col.append(this.maps(vals, mapsH, grad ? t("overview.grad") : t("overview.act"), k));
       this.root.append(col);
     }
     const cur = this.root.children[step.column];
@@ -191,13 +205,16 @@ export class Overview {
    * are as visible as large ones); the ends are labelled, the true range is in the tooltip and
    * the accessible name, and an all-zero tensor says "all ≈ 0" instead of a blank scale.
    */
-  legend(vals, kind) {
+  legend(vals, kind, k) {
     const box = el("div", "ov-legend");
     const m = vals ? maxAbs(vals) : 0;
-    const c = el("canvas", "ov-legend-bar");
-    c.width = LEGEND.width;
-    c.height = LEGEND.height;
-    c.getContext("2d").drawImage(LEGEND, 0, 0);
+    const c = this.canvas(`legend:${k}`, "ov-legend-bar");
+    if (c.width !== LEGEND.width || c.height !== LEGEND.height) {
+      c.width = LEGEND.width;
+      c.height = LEGEND.height;
+      c.getContext("2d").drawImage(LEGEND, 0, 0);
+    }
+    c.style.visibility = "";
     const nums = el("div", "ov-legend-nums");
     if (vals && !(m > 0)) {
       const s = el("span", "ov-legend-zero", t("legend.allZero"));
@@ -218,7 +235,7 @@ export class Overview {
     return box;
   }
 
-  maps(vals, height, what) {
+  maps(vals, height, what, k) {
     const wrap = el("div", "ov-maps");
     if (!vals) {
       wrap.append(el("div", "ov-empty", t("overview.pending")));
@@ -241,7 +258,7 @@ export class Overview {
     const scale = vector ? Math.min(Math.min(120, this.colMax) / mw, height / mh, 12) : size / Math.max(mh, mw);
     wrap.style.gridTemplateColumns = `repeat(${perRow}, auto)`;
     maps.forEach((map, c) => {
-      const cv = el("canvas", "ov-map");
+      const cv = this.canvas(`${k}:${c}`, "ov-map");
       paintMap(cv, map.map((r) => r.map((v) => (v === null ? 0 : v))), m);
       cv.style.width = `${Math.max(4, Math.round(mw * scale))}px`;
       cv.style.height = `${Math.max(4, Math.round(mh * scale))}px`;

@@ -471,17 +471,19 @@ class Client:
 
 
 def cpu_ms(pid: int) -> float:
-    """CPU time so far of a process, all its threads and child processes (Linux schedstat,
-    nanoseconds), in ms; 0 where /proc cannot tell."""
-    total, todo = 0, [pid]
+    """CPU time so far of a process and its child processes (all threads, those that ended
+    too: /proc/<pid>/stat's utime + stime, in clock ticks of 10 ms), in ms; 0 where /proc
+    cannot tell. Read over a whole row (hundreds of ms), the tick is a small error."""
+    tick = 1e3 / os.sysconf("SC_CLK_TCK")
+    total, todo = 0.0, [pid]
     while todo:
         p = todo.pop()
-        for stat in Path(f"/proc/{p}/task").glob("*/schedstat"):
-            with contextlib.suppress(OSError, ValueError, IndexError):
-                total += int(stat.read_text().split()[0])
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = Path(f"/proc/{p}/stat").read_text().rpartition(")")[2].split()
+            total += (int(fields[11]) + int(fields[12])) * tick  # utime, stime
         with contextlib.suppress(OSError, ValueError):
             todo.extend(int(c) for c in Path(f"/proc/{p}/task/{p}/children").read_text().split())
-    return total / 1e6
+    return total
 
 
 def _calls_ms(f, k: int) -> list[float]:
@@ -509,11 +511,11 @@ def side_by_side(port: int, pid: int, name: str, w: dict, body: bytes, n: int) -
     over rounds of the round's (API − engine − serialize − transfer) medians: the API's
     overhead above engine + floor, paired; `framework` the same for (API − bare compute).
 
-    CPU time per request is counted too (servers: every thread, from /proc; the client and
-    the in-process calls: this thread). Time spent waiting for a core, which a busy machine
-    adds to wall time, is not in it: `cpu_excess` is the target's left side minus its floor
-    in CPU ms (the client's reading included on both sides), `cpu_framework` API − bare
-    compute.
+    CPU time per request is counted too (servers: all their threads over the row, from
+    /proc; the client and the in-process calls: this thread). Time spent waiting for a core,
+    which a busy machine adds to wall time, is not in it: `cpu_excess` is the target's left
+    side minus its floor in CPU ms (the client's reading included on both sides),
+    `cpu_framework` API − bare compute.
     """
     engine = engine_work()[name][0]
     serialize = serializer(name)
@@ -538,12 +540,14 @@ def side_by_side(port: int, pid: int, name: str, w: dict, body: bytes, n: int) -
             cpu: dict[str, float] = dict.fromkeys(parts, 0.0)
             excess, framework, loads = [], [], []
             rounds = max(2, n // BLOCK)
+            # the servers' CPU over the whole row (they idle while the others are asked)
+            server_start = {k: cpu_ms(server) for k, (_c, server) in clients.items()}
             for _ in range(rounds):
                 rnd = {}
-                for k, (c, server) in clients.items():
-                    s0, c0 = cpu_ms(server), time.thread_time()
+                for k, (c, _server) in clients.items():
+                    c0 = time.thread_time()
                     rnd[k] = [c.post_ms() for _ in range(BLOCK)]
-                    cpu[k] += cpu_ms(server) - s0 + (time.thread_time() - c0) * 1e3
+                    cpu[k] += (time.thread_time() - c0) * 1e3
                 for k, fn in (("engine", engine), ("ser", serialize)):
                     c0 = time.thread_time()
                     rnd[k] = _calls_ms(fn, BLOCK)
@@ -554,6 +558,8 @@ def side_by_side(port: int, pid: int, name: str, w: dict, body: bytes, n: int) -
                 loads.append(os.getloadavg()[0])
                 for k, v in rnd.items():
                     parts[k].extend(v)
+            for k, (_c, server) in clients.items():
+                cpu[k] += cpu_ms(server) - server_start[k]
         finally:
             for proc in procs:
                 stop_server(proc)

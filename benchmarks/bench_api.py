@@ -25,7 +25,7 @@ timings use the server's allocator settings (`app.main.reuse_freed_memory`).
 
     .venv/bin/python benchmarks/bench_api.py [--quick] [--workers 1 2] [--clients 1 8 32]
                                              [--only "trace (digits)"]
-    .venv/bin/python benchmarks/bench_api.py --targets      # only the four target rows, ~30 s
+    .venv/bin/python benchmarks/bench_api.py --targets      # only the four target rows, ~1 min
     .venv/bin/python benchmarks/bench_api.py --mixed 40 [--compare-keep-alive]
 
 On a shared machine, run it quietly: `nice -n 10 .venv/bin/python benchmarks/bench_api.py
@@ -747,7 +747,7 @@ def main() -> int:
         "--targets",
         action="store_true",
         help="only issue 11's API target rows: the four digit traces, 1 worker, 1 client, "
-        "each beside its floor (about 30 s)",
+        "each beside its floor (about a minute)",
     )
     ap.add_argument(
         "--only", nargs="+", metavar="TEXT", help="only the endpoints whose name contains TEXT"

@@ -14,6 +14,7 @@ import { LearnPanel, subtract } from "./views/learn.js";
 let runTrace = async () => {};
 let showTrace = () => {};
 let status = () => {};
+let hold = () => {};
 let stepping = false;
 let editor = null;
 let panel = null;
@@ -111,6 +112,7 @@ export async function applyStep() {
   if (stepping || !s.trace || !body || !hasParams(s.trace) || !(s.lr > 0)) return;
   stepping = true;
   performance.mark("learn:start");
+  hold(true); // the view the step's trace replaces stops animating meanwhile
   learningChanged();
   try {
     const shown = shownLayer(s);
@@ -135,6 +137,7 @@ export async function applyStep() {
     showTrace(trace);
     performance.mark("learn:views");
   } catch (err) {
+    hold(false);
     status(t("status.error", { msg: err.message }));
   } finally {
     stepping = false;
@@ -157,6 +160,7 @@ function resetParams() {
 
 export function initLearning(hooks) {
   ({ runTrace, showTrace, status } = hooks);
+  hold = hooks.hold || hold;
   panel = new LearnPanel({
     onApply: applyStep,
     onReset: resetParams,

@@ -173,6 +173,7 @@ async function runTrace(job = null) {
   const seq = ++traceSeq;
   document.body.dataset.tracing = "true";
   performance.mark("trace:start");
+  detail.hold(true); // the view this trace replaces stops animating meanwhile
   set({ busy: true });
   try {
     const trace = await fetchTrace(get(), body);
@@ -190,7 +191,10 @@ async function runTrace(job = null) {
   } catch (err) {
     set({ busy: false });
     status(t("status.error", { msg: err.message }));
-    if (seq === traceSeq) document.body.dataset.tracing = "false";
+    if (seq === traceSeq) {
+      document.body.dataset.tracing = "false";
+      detail.hold(false);
+    }
   }
 }
 
@@ -269,7 +273,10 @@ function showStep() {
   if (wait) {
     wait.then(
       () => get().trace === trace && get().step === step && showStep(),
-      (err) => status(t("status.error", { msg: err.message })),
+      (err) => {
+        detail.hold(false);
+        status(t("status.error", { msg: err.message }));
+      },
     );
     return;
   }
@@ -374,7 +381,7 @@ async function selectSource(kind, id, restore = {}) {
 
 async function start() {
   const url = restoreFromUrl();
-  initLearning({ runTrace, showTrace, status });
+  initLearning({ runTrace, showTrace, status, hold: (on) => detail.hold(on) });
   setLang(url.lang || initialLang());
   applyI18n();
   subscribe(["input"], (s) => s.input && paintSeen($("seen"), s.input));

@@ -108,8 +108,18 @@ export class DetailView {
     return " " + t("announce.result", { name, shape, min: fmt(lo, 3), max: fmt(hi, 3) });
   }
 
+  /**
+   * Hold the animation where it is (on) or let it go on (off): while a new trace is on its way,
+   * the view it will replace stops drawing frames, which on a busy machine took the main thread
+   * from the answer (showing the new trace lets it go again).
+   */
+  hold(on) {
+    this.held = Boolean(on);
+  }
+
   /** Show `step` of `trace`; restarts the sweep. */
   show(trace, step, index) {
+    this.held = false;
     this.trace = trace;
     this.step = step;
     this.index = index;
@@ -303,6 +313,10 @@ export class DetailView {
 
   frame(ts) {
     this.raf = requestAnimationFrame((t2) => this.frame(t2));
+    if (this.held) {
+      this.last = ts; // the sweep goes on from here, not by the time held
+      return;
+    }
     this.frameTimes.push(ts);
     if (this.frameTimes.length > 600) this.frameTimes.shift();
     const dt = Math.max(0, Math.min(0.1, (ts - this.last) / 1000));

@@ -34,8 +34,14 @@ export function convInputGrad(ui, { spec, layer }) {
   const Ps = dz.map((_, ff) => (ff === f ? P : Pof(ff)));
   const full = [];
   for (let p = 0; p < Hp; p++) {
-    full.push([]);
-    for (let q = 0; q < Wp; q++) full[p].push(Ps.reduce((s, Pm, ff) => s + gatherOne(Pm, rots[ff], p, q), 0));
+    const row = new Array(Wp);
+    for (let q = 0; q < Wp; q++) {
+      // channel by channel in order, from 0 (the sum and its rounding as before, in a plain loop)
+      let s = 0;
+      for (let ff = 0; ff < Ps.length; ff++) s += gatherOne(Ps[ff], rots[ff], p, q);
+      row[q] = s;
+    }
+    full.push(row);
   }
   const places = layoutRow(ui, [{ rows: P.length, cols: P[0].length }, { rows: kh, cols: kw, zoom: true },
     { rows: Hp, cols: Wp }], { gap: 44 });

@@ -74,8 +74,8 @@ def where_or_zero(mask: np.ndarray, values: np.ndarray, out: np.ndarray | None =
         out[...] = result
         return out
     uint = np.dtype(f"u{dtype.itemsize}")
-    bits = mask.view(np.uint8).astype(uint)
-    np.negative(bits, out=bits)  # 1 -> all ones, 0 -> 0 (unsigned wrap-around)
+    # 1 -> all ones, 0 -> 0 (unsigned wrap-around), widened and negated in one pass
+    bits = np.negative(mask.view(np.uint8), dtype=uint)
     if out is None:
         np.bitwise_and(bits, values.view(uint), out=bits)
         return bits.view(dtype)
@@ -475,6 +475,7 @@ def maxpool2d_forward(
 
         def work(lo, hi):
             o, f, better = out[lo:hi], first[lo:hi], np.empty(out[lo:hi].shape, dtype=bool)
+            k_better = np.empty(f.shape, dtype=index_type)
             for u, v, k in offsets(kernel):
                 cand = offset_slice(x[lo:hi], u, v, stride, out_hw)
                 if k == 0:
@@ -483,7 +484,8 @@ def maxpool2d_forward(
                 # first = the last offset that was strictly greater than all before it;
                 # offsets grow, so max(first, k * better) records it without a branchy where.
                 np.greater(cand, o, out=better)
-                np.maximum(f, better.view(np.int8).astype(index_type, copy=False) * k, out=f)
+                np.multiply(better.view(np.int8), k, out=k_better, dtype=index_type)
+                np.maximum(f, k_better, out=f)
                 np.maximum(o, cand, out=o)  # a NaN stays NaN, as in the general path
 
         run_split(work, x.shape[0], x.size)

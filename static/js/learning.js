@@ -96,7 +96,7 @@ function prepareNextStep() {
         const body = s.trace && s.params && s.lr > 0 && !stepping ? traceBody(s) : null;
         if (body && body.params) gzipAhead(learnBody(body, s.lr, shownLayer(s), s.source.kind === "model"));
       },
-      { timeout: 1000 },
+      { timeout: 200 }, // soon: a learner may click again within a second
     );
   }, 0);
 }

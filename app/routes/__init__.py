@@ -85,3 +85,17 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
         422: "Invalid input: `loc` names the field, `msg` the rule",
     }
     return {c: {"model": _ErrorResponse, "description": text.get(c, "Error")} for c in codes}
+
+
+def multipart_file(description: str, **fields: dict[str, Any]) -> dict[str, Any]:
+    """OpenAPI `content` of a multipart form with a required binary `file` (+ `fields`)."""
+    properties = {"file": {"type": "string", "format": "binary", "description": description}}
+    return {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["file"],
+                "properties": {**properties, **fields},
+            }
+        }
+    }

@@ -11,27 +11,13 @@ from starlette.responses import Response
 from ..errors import ApiError
 from ..services import onnx_export, onnx_import
 from ..settings import Settings
-from . import ApiRoute, JSONBytes, SettingsDep, errors, run_compute
+from . import ApiRoute, JSONBytes, SettingsDep, errors, multipart_file, run_compute
 
 router = APIRouter(prefix="/api/models", tags=["models"], route_class=ApiRoute)
 
 _REQUEST_BODY = {
     "required": True,
-    "content": {
-        "multipart/form-data": {
-            "schema": {
-                "type": "object",
-                "required": ["file"],
-                "properties": {
-                    "file": {
-                        "type": "string",
-                        "format": "binary",
-                        "description": "an .onnx model (at most 3 MiB, weights inside)",
-                    }
-                },
-            }
-        }
-    },
+    "content": multipart_file("an .onnx model (at most 3 MiB, weights inside)"),
 }
 _EXAMPLE = {
     "name": "my_net",

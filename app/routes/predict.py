@@ -9,7 +9,7 @@ from .. import services
 from ..errors import ApiError
 from ..schemas import PredictRequest, PredictResponse
 from ..settings import MAX_IMAGE_SIDE, Settings
-from . import ApiRoute, JSONBytes, SettingsDep, errors, run_compute
+from . import ApiRoute, JSONBytes, SettingsDep, errors, multipart_file, run_compute
 
 router = APIRouter(prefix="/api", tags=["predict"], route_class=ApiRoute)
 
@@ -17,21 +17,10 @@ _REQUEST_BODY = {
     "required": True,
     "content": {
         "application/json": {"schema": PredictRequest.model_json_schema()},
-        "multipart/form-data": {
-            "schema": {
-                "type": "object",
-                "required": ["file"],
-                "properties": {
-                    "file": {
-                        "type": "string",
-                        "format": "binary",
-                        "description": "a PNG or JPEG, at most "
-                        f"{MAX_IMAGE_SIDE}×{MAX_IMAGE_SIDE} pixels",
-                    },
-                    "model": {"type": "string", "default": "digits", "maxLength": 64},
-                },
-            }
-        },
+        **multipart_file(
+            f"a PNG or JPEG, at most {MAX_IMAGE_SIDE}×{MAX_IMAGE_SIDE} pixels",
+            model={"type": "string", "default": "digits", "maxLength": 64},
+        ),
     },
 }
 _EXAMPLE = {

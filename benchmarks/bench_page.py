@@ -16,6 +16,13 @@ real uvicorn serving the digit model: bytes on the wire and time to pixels.
   dispatches the click on this machine: that is the test driver, not the page.
 
     .venv/bin/python benchmarks/bench_page.py [--strokes 12] [--learn 8] [--ref DIR]
+        [--learn-step first|middle|last|N[,...]]
+
+`--learn-step`: the step in view while Apply one step is measured (first, middle: the middle
+backward conv step, i.e. the ∂C/∂w step of the middle conv layer, last, or N as the step
+counter numbers it, 1-based); several, comma-separated, give a row each, measured in turn on
+the same pages. Default: no step chosen (the page stays where the strokes left it: the
+opening step). `--strokes 0` skips the stroke measurement.
 
 `--ref DIR`: a second checkout (e.g. `git archive <commit> | tar -x -C DIR`) served by its own
 uvicorn and measured in the same run, stroke by stroke and step by step in turn, so both see
@@ -136,6 +143,16 @@ CLICK_JS = """() => {
 }"""
 
 
+# A middle backward conv step: the middle one of the backward (∂C/∂…) steps of conv layers, by
+# the step track's titles ("12. conv 5×5 · 16 filters · relu — Layer 3 · ∂C/∂w …"; English page).
+MIDDLE_JS = """() => {
+  const buttons = Array.from(document.querySelectorAll('#step-track button'));
+  const conv = buttons.map((b, i) => [b.title, i])
+    .filter(([s]) => /^\\d+\\. conv/.test(s) && s.includes('∂C/∂'));
+  if (!conv.length) return Math.floor(buttons.length / 2);
+  return conv[Math.floor((conv.length - 1) / 2)][1];
+}"""
+
 DATA_LAYER_JS = """async () => {
   const src = document.querySelector('script[type=module]').src;
   const m = await import(src.replace('main.js', 'api.js'));
@@ -182,6 +199,8 @@ class Target:
         self.wire = Wire(self.page)
         self.res: dict[str, str] = {}
         self.steps: list[tuple[int, int, int]] = []
+        self.clicks = 0  # Apply one step clicks measured so far (window.__steps counts them all)
+        self.first_step = 0  # window.__steps index where the current --learn-step's run starts
 
     def freeze(self, frozen: bool) -> None:
         """Freeze the page (no tasks, timers or animation frames) while the other is measured:
@@ -239,27 +258,59 @@ class Target:
             f"(n={len(lat)}, min {min(lat):.0f}, max {max(lat):.0f})"
         )
 
-    def learn(self, k: int) -> None:
+    def goto_step(self, which: str | None) -> str:
+        """Put the step `which` (see --learn-step) in view; returns "i/n: its title"."""
         page = self.page
-        if k == 1:
+        if which is not None:
+            total = int(page.locator("#step-counter").get_attribute("data-total"))
+            if which == "first":
+                idx = 0
+            elif which == "last":
+                idx = total - 1
+            elif which == "middle":
+                idx = page.evaluate(MIDDLE_JS)
+            else:
+                idx = int(which) - 1
+            if not 0 <= idx < total:
+                raise SystemExit(f"--learn-step {which}: the page has steps 1 to {total}")
+            page.locator("#step-track button").nth(idx).click()
+            page.wait_for_function(
+                f"() => document.querySelector('#step-counter').dataset.index === '{idx}'"
+            )
+            settle(page, 30000)
+            quiet(page, 300)
+        counter = page.locator("#step-counter")
+        i = int(counter.get_attribute("data-index")) + 1
+        n = counter.get_attribute("data-total")
+        return f"{i}/{n}: {page.locator('#detail-title').text_content()}"
+
+    def learn(self, k: int, which: str | None = None) -> None:
+        page = self.page
+        if self.clicks == 0:
             draw(page, ONE)
             settle(page, 30000)
             page.evaluate(CLICK_JS)
+        if k == 1:
+            self.steps = []
+            self.first_step = self.clicks
+            self.in_view = self.goto_step(which)
         m = self.wire.mark()
         page.locator("#learn-apply").click()
-        page.wait_for_function(f"() => window.__steps.length === {k}", timeout=60000)
+        self.clicks += 1
+        page.wait_for_function(f"() => window.__steps.length === {self.clicks}", timeout=60000)
         quiet(page, 50)
         self.steps.append(self.wire.since(m, api_only=True))
 
-    def learn_done(self) -> None:
-        times = self.page.evaluate("window.__steps")
+    def learn_done(self, key: str = "learn") -> None:
+        times = self.page.evaluate("window.__steps")[self.first_step :]
         ups = [u for _, u, _ in self.steps]
         downs = [d for _, _, d in self.steps]
-        self.res["learn"] = (
+        self.res[key] = (
             f"{statistics.median(times):.0f} ms (min {min(times):.0f}, max {max(times):.0f}); "
             f"requests per step {sorted({n for n, _, _ in self.steps})}; "
             f"up {kb(max(ups))}, down {kb(max(downs))} max"
         )
+        self.res[key + ":view"] = self.in_view
 
 
 ROWS = [
@@ -280,7 +331,17 @@ def main() -> int:
     ap.add_argument("--strokes", type=int, default=12)
     ap.add_argument("--learn", type=int, default=8)
     ap.add_argument("--ref", type=Path, help="another checkout, measured side by side")
+    ap.add_argument(
+        "--learn-step",
+        default=None,
+        help="step(s) in view for Apply one step: first, middle, last or N (1-based), "
+        "comma-separated for several rows (default: the step the page is on: the opening one)",
+    )
     args = ap.parse_args()
+    choices = args.learn_step.split(",") if args.learn_step else [None]
+    for c in choices:
+        if c not in (None, "first", "middle", "last") and not c.isdigit():
+            ap.error(f"--learn-step: {c!r} is not first, middle, last or a step number")
     from playwright.sync_api import sync_playwright
 
     load_before = loadavg()
@@ -304,14 +365,17 @@ def main() -> int:
             for k in range(args.strokes):
                 for t in targets:
                     turn(t, t.stroke, k)
-            for t in targets:
-                turn(t, t.strokes_done)
-            for k in range(1, args.learn + 1):
+            if args.strokes:
                 for t in targets:
-                    turn(t, t.learn, k)
+                    turn(t, t.strokes_done)
+            for j, which in enumerate(choices):
+                for k in range(1, args.learn + 1):
+                    for t in targets:
+                        turn(t, t.learn, k, which)
+                for t in targets:
+                    turn(t, t.learn_done, f"learn{j}")
             for t in targets:
                 t.freeze(False)
-                t.learn_done()
             # the data layer: today's complete JSON trace vs the page's lean one (this tree)
             ref = targets[0].page.evaluate(DATA_LAYER_JS)  # last: it downloads the parameters
             data_layer = (
@@ -324,7 +388,12 @@ def main() -> int:
                 t.stop()
     head = " | ".join(t.name for t in targets)
     print(f"| measurement | {head} | target |\n|---|{'---|' * len(targets)}---|")
-    for key, name, goal in ROWS:
+    rows = [r for r in ROWS if r[0] != "learn" and (r[0] != "stroke" or args.strokes)]
+    for j in range(len(choices)):
+        key, name, goal = ROWS[-1]
+        view = targets[0].res[f"learn{j}:view"]
+        rows.append((f"learn{j}", f"{name}, step {view} in view", goal))
+    for key, name, goal in rows:
         name = name if key != "walk" else f"API traffic: draw + all {targets[0].total} steps"
         print(f"| {name} | {' | '.join(t.res[key] for t in targets)} | {goal} |")
     name = "data layer: fetch + decode, complete JSON vs lean (median, this tree)"

@@ -24,10 +24,29 @@ export function flat(a) {
   return Array.isArray(a) ? a.flat(Infinity) : [a];
 }
 
+/** max |v| over the finite numbers of a (nested) array; 0 when none. Walks it without flattening. */
 export function maxAbs(a) {
+  if (!Array.isArray(a)) return Number.isFinite(a) ? Math.abs(a) : 0;
   let m = 0;
-  for (const v of flat(a)) if (Number.isFinite(v) && Math.abs(v) > m) m = Math.abs(v);
+  for (let k = 0; k < a.length; k++) {
+    const v = a[k];
+    const x = Array.isArray(v) ? maxAbs(v) : Number.isFinite(v) ? Math.abs(v) : 0;
+    if (x > m) m = x;
+  }
   return m;
+}
+
+/** {lo, hi}: the smallest and largest finite number of a (nested) array (±Infinity when none). */
+export function finiteRange(a, out = { lo: Infinity, hi: -Infinity }) {
+  if (!Array.isArray(a)) {
+    if (Number.isFinite(a)) {
+      if (a < out.lo) out.lo = a;
+      if (a > out.hi) out.hi = a;
+    }
+    return out;
+  }
+  for (let k = 0; k < a.length; k++) finiteRange(a[k], out);
+  return out;
 }
 
 export function sum(values) {

@@ -47,7 +47,13 @@ export class DetailView {
     this.raf = 0;
     this.frameTimes = [];
     this.build();
-    new ResizeObserver(() => this.resize()).observe(this.stage);
+    // The stage's size is measured (a forced layout) only when it may have changed: measuring it
+    // at every mount laid the page out once more while a learning step's new views were written.
+    this.stageSize = null;
+    new ResizeObserver(() => {
+      this.stageSize = null;
+      this.resize();
+    }).observe(this.stage);
   }
 
   build() {
@@ -232,24 +238,37 @@ export class DetailView {
     return sel;
   }
 
+  /**
+   * The sweep's button, slider and position text: made once and moved back in at every mount
+   * (making a range input anew cost ~9 ms of every step shown, a learning step's too).
+   */
   addSweepControls() {
     const n = this.anim.positions;
-    this.sweepBtn = h("button", "", { type: "button", id: "sweep-toggle" });
-    this.sweepBtn.addEventListener("click", () => (this.sweeping ? this.pause() : this.restart()));
-    this.slider = h("input", "", { type: "range", min: "0", max: String(Math.max(0, n - 1)),
-      step: "1", value: "0", id: "position", "aria-label": t("detail.positionAria") });
-    this.slider.addEventListener("input", () => this.focus(Number(this.slider.value)));
-    this.posText = h("span", "counter", { id: "position-text" });
-    const wrap = h("div", "sweep");
-    wrap.append(this.sweepBtn, this.slider, this.posText);
-    wrap.hidden = n <= 1;
-    this.controls.append(wrap);
+    if (!this.sweepWrap) {
+      this.sweepBtn = h("button", "", { type: "button", id: "sweep-toggle" });
+      this.sweepBtn.addEventListener("click", () => (this.sweeping ? this.pause() : this.restart()));
+      this.slider = h("input", "", { type: "range", min: "0", max: String(Math.max(0, n - 1)),
+        step: "1", value: "0", id: "position", "aria-label": t("detail.positionAria") });
+      this.slider.addEventListener("input", () => this.focus(Number(this.slider.value)));
+      this.posText = h("span", "counter", { id: "position-text" });
+      this.sweepWrap = h("div", "sweep");
+      this.sweepWrap.append(this.sweepBtn, this.slider, this.posText);
+    }
+    const max = String(Math.max(0, n - 1));
+    if (this.slider.getAttribute("max") !== max) this.slider.setAttribute("max", max);
+    this.slider.value = "0";
+    const aria = t("detail.positionAria");
+    if (this.slider.getAttribute("aria-label") !== aria) this.slider.setAttribute("aria-label", aria);
+    this.posText.textContent = "";
+    this.sweepWrap.hidden = n <= 1;
+    this.controls.append(this.sweepWrap);
   }
 
   sizeCanvas() {
     const dpr = window.devicePixelRatio || 1;
-    this.cssW = Math.max(320, this.stage.clientWidth);
-    this.cssH = Math.max(200, this.stage.clientHeight);
+    if (!this.stageSize) this.stageSize = { w: this.stage.clientWidth, h: this.stage.clientHeight };
+    this.cssW = Math.max(320, this.stageSize.w);
+    this.cssH = Math.max(200, this.stageSize.h);
     this.canvas.width = Math.floor(this.cssW * dpr);
     this.canvas.height = Math.floor(this.cssH * dpr);
     this.canvas.style.width = this.cssW + "px";

@@ -7,7 +7,7 @@ import { lutIndex, rgb, textColor } from "../math/colors.js";
 
 export const FONT = 'system-ui, -apple-system, "Segoe UI", "Noto Sans", "Noto Sans CJK SC", sans-serif';
 
-/** Paint a 2-D map into `canvas` at one pixel per cell (CSS scales it, pixelated). */
+/** Paint a 2-D map into `canvas` at one pixel per cell (CSS scales it, pixelated); null as 0. */
 export function paintMap(canvas, map, maxAbs) {
   const h = map.length;
   const w = map[0].length;
@@ -17,7 +17,8 @@ export function paintMap(canvas, map, maxAbs) {
   const img = ctx.createImageData(w, h);
   for (let i = 0; i < h; i++) {
     for (let j = 0; j < w; j++) {
-      const [r, g, b] = rgb(map[i][j], maxAbs);
+      const v = map[i][j];
+      const [r, g, b] = rgb(v === null ? 0 : v, maxAbs);
       const o = (i * w + j) * 4;
       img.data[o] = r;
       img.data[o + 1] = g;

@@ -83,6 +83,16 @@ export class LearnPanel {
   constructor({ onApply, onReset, onRate }) {
     this.selected = null;
     this.result = null;
+    // The ΔW map's room, measured (a forced layout) only when its box may have changed (a
+    // resize, or the result box shown again), not at every step while the page is being written.
+    this.mapRoom = null;
+    // (its height follows the map drawn in it: only a new width counts)
+    if (typeof ResizeObserver === "function") {
+      new ResizeObserver(([e]) => {
+        if (e.contentRect.width !== this.mapBoxW) this.mapRoom = null;
+        this.mapBoxW = e.contentRect.width;
+      }).observe($("learn-map"));
+    }
     $("learn-apply").addEventListener("click", () => onApply());
     $("learn-reset").addEventListener("click", () => onReset());
     const rate = $("learn-rate");
@@ -135,6 +145,7 @@ export class LearnPanel {
     this.result = result;
     this.spec = spec;
     const box = $("learn-result");
+    if (box.hidden !== !result) this.mapRoom = null;
     box.hidden = !result;
     $("learn-card").dataset.steps = String(result ? result.steps : 0);
     if (!result) return;
@@ -193,7 +204,8 @@ export class LearnPanel {
     const { map, name } = mosaic(d.dw);
     const cv = el("canvas", "learn-map-cell");
     paintMap(cv, map, d.maxW || 1);
-    const room = wrap.clientWidth || 260;
+    if (this.mapRoom === null) this.mapRoom = wrap.clientWidth;
+    const room = this.mapRoom || 260;
     const [h, w] = [map.length, map[0].length];
     const scale = Math.min(room / w, Math.max(1, Math.floor(MAP_MAX_H / h)), 12);
     cv.style.width = `${Math.max(2, Math.round(w * scale))}px`;

@@ -5,7 +5,7 @@ import { CONFIG } from "../config.js";
 import { fmt, shapeText, full } from "../format.js";
 import { t } from "../i18n.js";
 import { legendCanvas } from "../math/colors.js";
-import { flat, maxAbs, toMaps } from "../math/tensor.js";
+import { finiteRange, flat, maxAbs, toMaps } from "../math/tensor.js";
 import { asMaps } from "../animators/common.js";
 import { paintMap } from "./heatmap.js";
 
@@ -89,6 +89,12 @@ export class Overview {
     // digit trace's overview has ~100 maps, and creating a canvas and its 2-D context for each
     // was most of what redrawing the overview cost after every stroke and learning step.
     this.canvases = new Map();
+    // The box's size, measured (a forced layout) only when it may have changed: reading it at
+    // every render made the browser lay the whole page out once more in the middle of showing a
+    // learning step (the DOM written just before). A change of the box's size (window, media
+    // query, a scrollbar coming or going) marks it for measuring again at the next render.
+    this.size = null;
+    if (typeof ResizeObserver === "function") new ResizeObserver(() => { this.size = null; }).observe(root);
   }
 
   /** The canvas `key` of the previous render (its context kept), or a new one. */
@@ -111,10 +117,12 @@ export class Overview {
     this.root.replaceChildren();
     if (!trace || !step) return;
     const L = trace.layers.length;
-    const mapsH = Math.max(60, this.root.clientHeight - 66);
+    // measured empty, as the columns are laid out into it (no scrollbar yet)
+    if (!this.size) this.size = { w: this.root.clientWidth, h: this.root.clientHeight };
+    const mapsH = Math.max(60, this.size.h - 66);
     // Every column fits the width when it can (a projector at 1024 px shows the last column too);
     // on a phone the overview scrolls sideways inside its own box.
-    this.colMax = Math.max(56, Math.min(CONFIG.overview.colMax, Math.floor(this.root.clientWidth / (L + 1)) - 18));
+    this.colMax = Math.max(56, Math.min(CONFIG.overview.colMax, Math.floor(this.size.w / (L + 1)) - 18));
     for (let k = 0; k <= L; k++) {
       const spec = k ? trace.network.layers[k - 1] : null;
       const shape = k ? spec.output_shape : trace.network.input_shape;
@@ -146,13 +154,19 @@ export class Overview {
       col.append(this.maps(vals, mapsH, grad ? t("overview.grad") : t("overview.act"), k));
       this.root.append(col);
     }
+    this.strip(trace, step);
+    // The current column scrolled into view: read where it is in the next animation frame, when
+    // the browser lays the page out to paint it anyway (not now, which forced one more layout).
+    cancelAnimationFrame(this.scrollRaf);
     const cur = this.root.children[step.column];
     if (cur) {
-      const box = this.root.getBoundingClientRect();
-      const r = cur.getBoundingClientRect();
-      if (r.left < box.left || r.right > box.right) this.root.scrollLeft += r.left - box.left - 8;
+      this.scrollRaf = requestAnimationFrame(() => {
+        if (cur.parentNode !== this.root) return;
+        const box = this.root.getBoundingClientRect();
+        const r = cur.getBoundingClientRect();
+        if (r.left < box.left || r.right > box.right) this.root.scrollLeft += r.left - box.left - 8;
+      });
     }
-    this.strip(trace, step);
   }
 
   /**
@@ -222,9 +236,7 @@ export class Overview {
       nums.append(s);
       c.style.visibility = "hidden";
     } else if (vals) {
-      const all = flat(vals).filter((v) => v !== null && Number.isFinite(v));
-      const lo = Math.min(...all);
-      const hi = Math.max(...all);
+      const { lo, hi } = finiteRange(vals);
       for (const v of [-m, m]) nums.append(el("span", "", (v > 0 ? "+" : "") + fmt(v, 2)));
       box.title = t("legend.range", { lo: full(lo), hi: full(hi), m: full(m) });
       box.setAttribute("aria-label", `${kind}: ${t("legend.range", { lo: fmt(lo, 3), hi: fmt(hi, 3), m: fmt(m, 3) })}`);
@@ -259,7 +271,7 @@ export class Overview {
     wrap.style.gridTemplateColumns = `repeat(${perRow}, auto)`;
     maps.forEach((map, c) => {
       const cv = this.canvas(`${k}:${c}`, "ov-map");
-      paintMap(cv, map.map((r) => r.map((v) => (v === null ? 0 : v))), m);
+      paintMap(cv, map, m); // (a wrapped vector's empty tail cells, null, are painted as 0)
       cv.style.width = `${Math.max(4, Math.round(mw * scale))}px`;
       cv.style.height = `${Math.max(4, Math.round(mh * scale))}px`;
       cv.setAttribute("role", "img");

@@ -134,9 +134,19 @@ CLICK_JS = """() => {
   const shown = () => $('learn-card').dataset.steps === String(window.__steps.length + 1)
     && !$('learn-apply').disabled
     && $('loss-line').dataset.value === $('learn-loss').dataset.after;
+  // where it went, from the page's own marks (learning.js): click -> learn:start (the click
+  // handler ran), -> learn:answer (request sent, answered, parsed), -> shown (state and views)
+  const last = (name) => performance.getEntriesByName(name, 'mark').pop();
+  window.__parts = [];
   new MutationObserver(() => {
     if (window.__click && shown()) {
-      window.__steps.push(performance.now() - window.__click);
+      const now = performance.now();
+      window.__steps.push(now - window.__click);
+      const [s, a] = [last('learn:start'), last('learn:answer')];
+      if (s && a && s.startTime >= window.__click) {
+        const c = window.__click;
+        window.__parts.push([s.startTime - c, a.startTime - s.startTime, now - a.startTime]);
+      }
       window.__click = 0;
     }
   }).observe(document.body, { attributes: true, childList: true, subtree: true });
@@ -303,10 +313,16 @@ class Target:
 
     def learn_done(self, key: str = "learn") -> None:
         times = self.page.evaluate("window.__steps")[self.first_step :]
+        parts = self.page.evaluate("window.__parts")[self.first_step :]
         ups = [u for _, u, _ in self.steps]
         downs = [d for _, _, d in self.steps]
+        where = ""
+        if parts and len(parts) == len(times):
+            med = [statistics.median(p[i] for p in parts) for i in range(3)]
+            where = " [click→handler {:.0f}, →answer parsed {:.0f}, →shown {:.0f}]".format(*med)
         self.res[key] = (
-            f"{statistics.median(times):.0f} ms (min {min(times):.0f}, max {max(times):.0f}); "
+            f"{statistics.median(times):.0f} ms (min {min(times):.0f}, max {max(times):.0f})"
+            f"{where}; "
             f"requests per step {sorted({n for n, _, _ in self.steps})}; "
             f"up {kb(max(ups))}, down {kb(max(downs))} max"
         )

@@ -24,6 +24,11 @@ export function lutIndex(v, maxAbs) {
   return Math.round((t + 1) * 0.5 * (N - 1));
 }
 
+/** The LUT's red, green, blue bytes of index k at [3k, 3k + 1, 3k + 2] (read-only). */
+export function lut() {
+  return LUT;
+}
+
 export function rgb(v, maxAbs) {
   const k = lutIndex(v, maxAbs) * 3;
   return [LUT[k], LUT[k + 1], LUT[k + 2]];

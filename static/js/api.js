@@ -122,10 +122,19 @@ function bytesOf(b64) {
 export function nest(values, shape) {
   if (shape.length === 0) return values[0];
   if (shape.length === 1) return Array.from(values);
-  const step = values.length / shape[0];
-  const out = new Array(shape[0]);
-  for (let i = 0; i < shape[0]; i++) out[i] = nest(values.subarray(i * step, (i + 1) * step), shape.slice(1));
-  return out;
+  // by offsets into `values` (a typed-array view per row and a shape copy per call were most of
+  // what nesting a learning step's tensors cost); stride[d]: values per index of dimension d
+  const last = shape.length - 1;
+  const stride = new Array(shape.length).fill(1);
+  for (let d = last - 1; d >= 0; d--) stride[d] = stride[d + 1] * shape[d + 1];
+  const build = (d, off) => {
+    const n = shape[d];
+    const out = []; // packed, as Array.from's
+    if (d === last) for (let i = 0; i < n; i++) out.push(values[off + i]);
+    else for (let i = 0; i < n; i++) out.push(build(d + 1, off + i * stride[d]));
+    return out;
+  };
+  return build(0, 0);
 }
 
 function isEncoded(v) {

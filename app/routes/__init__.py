@@ -8,12 +8,15 @@ serialized, wrapped in `JSONBytes`.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import contextvars
+import queue
+import threading
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, TypeVar
 
-import anyio
 import anyio.lowlevel
-import anyio.to_thread
 import orjson
 from fastapi import Depends, Request
 from fastapi.routing import APIRoute
@@ -48,6 +51,7 @@ class JSONBytes(Response):
 
 T = TypeVar("T")
 
+
 # One thread per event loop (per worker process) for the service layer's NumPy work.
 # Why: that work holds the GIL nearly throughout, so a second thread cannot run beside it.
 # With the default pool (40 threads) several requests' threads contend for the GIL; run on
@@ -55,17 +59,74 @@ T = TypeVar("T")
 # the 2-core machine: trace (digits), 1 worker, 8 clients: 130 vs 101 requests/s with the
 # default pool, p99 67 vs 147 ms; predict (280×280 JSON), 1 worker, 32 clients: p99 160 ms
 # vs 1 s on the event loop. More cores: more `--workers`.
-_compute: anyio.lowlevel.RunVar[anyio.CapacityLimiter] = anyio.lowlevel.RunVar("compute")
+#
+# The thread is our own rather than anyio's pool behind a CapacityLimiter(1): a job is one
+# queue put, and its result one call_soon_threadsafe, with no limiter, cancel scope or
+# checkpoints around it: 0.05-0.08 ms less CPU per request than anyio.to_thread with a
+# limiter, for 1 ms of NumPy work (side by side, in-process; docs/api.md "Performance"). A
+# request that goes away before its job starts skips it.
+class ComputeThread:
+    """Runs jobs one at a time, in order, in one thread; the thread ends after `idle` seconds
+    without a job and starts again with the next one (no thread outlives a closed loop)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, idle: float = 10.0):
+        self._loop = loop
+        self._idle = idle
+        self._jobs: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._alive = False
+
+    def submit(self, fn: Callable[..., T], args: tuple[Any, ...]) -> asyncio.Future[T]:
+        future = self._loop.create_future()
+        job = (future, contextvars.copy_context(), fn, args)
+        with self._lock:
+            self._jobs.put(job)
+            if not self._alive:
+                self._alive = True
+                threading.Thread(target=self._serve, name="cnnviz-compute", daemon=True).start()
+        return future
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                future, context, fn, args = self._jobs.get(timeout=self._idle)
+            except queue.Empty:
+                with self._lock:
+                    if self._jobs.empty():
+                        self._alive = False
+                        return
+                continue
+            if future.cancelled():  # its request is gone: skip the work
+                continue
+            try:
+                result, error = context.run(fn, *args), None
+            except BaseException as exc:  # handed to the awaiting request, raised there
+                result, error = None, exc
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits for it
+                self._loop.call_soon_threadsafe(_settle, future, result, error)
+            del future, result, error  # the response's memory belongs to the loop now
+
+
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.cancelled():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
+_compute: anyio.lowlevel.RunVar[ComputeThread] = anyio.lowlevel.RunVar("compute")
 
 
 async def run_compute(fn: Callable[..., T], *args: Any) -> T:
     """`fn(*args)` in this process's compute thread, off the event loop."""
     try:
-        limiter = _compute.get()
+        worker = _compute.get()
     except LookupError:
-        limiter = anyio.CapacityLimiter(1)
-        _compute.set(limiter)
-    return await anyio.to_thread.run_sync(fn, *args, limiter=limiter)
+        worker = ComputeThread(asyncio.get_running_loop())
+        _compute.set(worker)
+    return await worker.submit(fn, args)
 
 
 async def settings(request: Request) -> Settings:

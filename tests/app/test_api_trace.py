@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import math
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -401,3 +404,86 @@ def test_deeply_nested_json_is_refused(client, path):
     raw = b'{"input": ' + b"[" * 5000 + b"]" * 5000 + b"}"
     r = client.post(path, content=raw, headers={"content-type": "application/json"})
     assert_error(r, 422, "body")
+
+
+# ---------------------------------------------------------------- the compute thread
+def _in_loop(coro_fn):
+    return asyncio.run(asyncio.wait_for(coro_fn(), 30))
+
+
+def test_compute_thread_runs_jobs_off_the_loop_in_order_on_one_thread():
+    from app.routes import run_compute
+
+    ran: list[tuple[int, int]] = []
+
+    def job(i: int) -> int:
+        ran.append((i, threading.get_ident()))
+        return i * i
+
+    async def main():
+        results = await asyncio.gather(*(run_compute(job, i) for i in range(6)))
+        return results, threading.get_ident()
+
+    results, loop_thread = _in_loop(main)
+    assert results == [i * i for i in range(6)]
+    assert [i for i, _ in ran] == list(range(6))  # one at a time, in order
+    threads = {t for _, t in ran}
+    assert len(threads) == 1 and loop_thread not in threads
+
+
+def test_compute_thread_error_is_raised_in_the_request():
+    from app.errors import ApiError
+    from app.routes import run_compute
+
+    def bad():
+        raise ApiError(("body", "input"), "nope", "shape")
+
+    async def main():
+        with pytest.raises(ApiError):
+            await run_compute(bad)
+        return await run_compute(lambda: "still serving")
+
+    assert _in_loop(main) == "still serving"
+
+
+def test_a_long_job_does_not_block_the_event_loop():
+    from app.routes import run_compute
+
+    async def main():
+        ticks = 0
+
+        async def ticker():
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        task = asyncio.create_task(ticker())
+        await run_compute(time.sleep, 0.5)
+        task.cancel()
+        return ticks
+
+    assert _in_loop(main) >= 10  # ~50 possible; the loop ran throughout the job
+
+
+def test_a_cancelled_request_s_job_is_skipped_and_the_thread_ends_when_idle():
+    from app.routes import ComputeThread
+
+    release = threading.Event()
+    ran: list[str] = []
+
+    async def main():
+        worker = ComputeThread(asyncio.get_running_loop(), idle=0.1)
+        first = worker.submit(lambda: (release.wait(10), ran.append("first")), ())
+        second = worker.submit(lambda: ran.append("second"), ())
+        second.cancel()  # its request went away before the job started
+        release.set()
+        await first
+        third = await worker.submit(lambda: ran.append("third") or 3, ())
+        await asyncio.sleep(0.5)
+        idle_ended = not worker._alive
+        again = await worker.submit(lambda: 4, ())  # a new thread starts for a new job
+        return third, idle_ended, again
+
+    assert _in_loop(main) == (3, True, 4)
+    assert ran == ["first", "third"]

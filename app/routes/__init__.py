@@ -104,7 +104,8 @@ class ComputeThread:
                 result, error = None, exc
             with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits for it
                 self._loop.call_soon_threadsafe(_settle, future, result, error)
-            del future, result, error  # the response's memory belongs to the loop now
+            # drop this job's references now (the response belongs to the loop), not at the next job
+            del future, context, fn, args, result, error
 
 
 def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:

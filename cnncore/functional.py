@@ -119,8 +119,13 @@ def _pad_channels_last(x: np.ndarray, padding: Pair, dtype) -> np.ndarray:
     ph, pw = padding
     if ph == 0 and pw == 0:
         return np.ascontiguousarray(x.transpose(0, 2, 3, 1), dtype=dtype)
-    x_pad = np.zeros((n, h + 2 * ph, w + 2 * pw, c), dtype=dtype)
+    x_pad = np.empty((n, h + 2 * ph, w + 2 * pw, c), dtype=dtype)
     x_pad[:, ph : ph + h, pw : pw + w, :] = x.transpose(0, 2, 3, 1)
+    # zeros only in the border (np.zeros would write the whole array first)
+    x_pad[:, :ph] = 0
+    x_pad[:, ph + h :] = 0
+    x_pad[:, ph : ph + h, :pw] = 0
+    x_pad[:, ph : ph + h, pw + w :] = 0
     return x_pad
 
 
@@ -172,9 +177,11 @@ def conv2d_forward(
     u, v, c) are copied from its sliding-window view a cache-sized block of samples at a time
     (`_column_blocks`) and multiplied by the weights reshaped (kH*kW*C_in, C_out). With few
     input channels the columns are one slab per kernel offset (kH, kW, C_in, N, H_out, W_out),
-    one copy from the sliding-window view and one product. Either way the bias is added in the
-    same pass that puts the result into NCHW order. Every value is the same sum as in the
-    textbook formula; float32 inputs stay float32 throughout.
+    one copy from the sliding-window view and one product. Either way the bias is added in
+    place and z is returned as an (N, C_out, H_out, W_out) view of the product's memory
+    (channels-last, or (C_out, N, H_out, W_out) for the slabs): same values as a C-contiguous
+    array, other strides (np.ascontiguousarray(z) gives one). Every value is the same sum as in
+    the textbook formula; float32 inputs stay float32 throughout.
     """
     n = x.shape[0]
     c_out, c_in, kh, kw = w.shape

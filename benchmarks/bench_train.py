@@ -156,10 +156,10 @@ def main() -> None:
         f"torch {meta['torch']}; {os.cpu_count()} CPUs\n"
     )
     print(
-        "| network | threads | cnncore images/s | PyTorch images/s | ratio (medians) | "
-        "ratio (best blocks) | ratio (CPU time) | target | status | load |"
+        "| network | threads | cnncore images/s | PyTorch images/s | ms/step (cnncore / PyTorch) "
+        "| ratio (medians) | ratio (best blocks) | ratio (CPU time) | target | status | load |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|")
     for res in results:
         m = res["_meta"]
         for name in ("LeNet", "digit network"):
@@ -168,9 +168,11 @@ def main() -> None:
             ratio, best = tt / te, min(r["torch"]) / min(r["engine"])
             cpu = statistics.median(r["torch_cpu"]) / statistics.median(r["engine_cpu"])
             status = "met" if ratio >= TARGET else "NOT met"
+            steps = -(-m["images"] // args.batch_size)
             print(
                 f"| {name} ({r['params']:,} params) | {m['threads']} | "
-                f"{m['images'] / te:,.0f} | {m['images'] / tt:,.0f} | {ratio:.2f}x | "
+                f"{m['images'] / te:,.0f} | {m['images'] / tt:,.0f} | "
+                f"{te / steps * 1e3:.1f} / {tt / steps * 1e3:.1f} | {ratio:.2f}x | "
                 f"{best:.2f}x | {cpu:.2f}x | >= {TARGET}x | {status} | {m['load']:.1f} |"
             )
 

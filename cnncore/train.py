@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
+from .layers import Dense, Layer
 from .memory import keep_freed_memory
 from .network import Network
 from .optim import make_optimizer, schedule_lr
@@ -179,6 +180,45 @@ def _clock(seconds: float) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
+class Dropout(Layer):
+    """Training-only inverted dropout, as `torch.nn.Dropout` in train mode: each input is zeroed
+    with probability p and the rest are scaled by 1/(1-p), so the expected value is unchanged.
+    At inference it is the identity (PyTorch's `model.eval()`), so the trained network is saved
+    without it: the spec, the trace and the stepper never see a dropout layer.
+    Shapes: any; the mask has the input's shape."""
+
+    type = "dropout"
+
+    def __init__(self, p: float, rng: np.random.Generator):
+        super().__init__({"type": "dropout"})
+        self.p, self.rng = p, rng
+
+    def op_forward(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        keep = self.rng.random(x.shape, dtype=np.float32) >= self.p
+        mask = keep.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - self.p))
+        return x * mask, mask
+
+    def op_backward(self, dz: np.ndarray, cache: np.ndarray, need_dx: bool = True):
+        return dz * cache, {}
+
+
+def add_dropout(net: Network, p: float, rng: np.random.Generator) -> Network:
+    """Put a `Dropout(p)` before every dense layer of `net` (in place: its layer list only)."""
+    layers = []
+    for layer in net.layers:
+        if isinstance(layer, Dense):
+            layers.append(Dropout(p, rng))
+        layers.append(layer)
+    net.layers = layers
+    return net
+
+
+def remove_dropout(net: Network) -> Network:
+    """The network as it is used after training: every `Dropout` taken out (in place)."""
+    net.layers = [layer for layer in net.layers if not isinstance(layer, Dropout)]
+    return net
+
+
 def train(
     net: Network,
     x: np.ndarray,
@@ -195,6 +235,7 @@ def train(
     elastic_alpha: float = 0.0,
     stroke: float = 0.0,
     ema: float = 0.0,
+    dropout: float = 0.0,
     seed: int = 0,
     x_val: np.ndarray | None = None,
     y_val: np.ndarray | None = None,
@@ -204,13 +245,22 @@ def train(
 
     Shapes: x (N, C, H, W) float32 in [0, 1], y (N,) class indices. With `ema` > 0 the
     returned network holds an exponential moving average of the weights over the steps
-    (Polyak averaging), which generalizes better than the last step's weights.
+    (Polyak averaging), which generalizes better than the last step's weights. With `dropout`
+    > 0 the inputs of every dense layer are dropped with that probability while training (its
+    own random stream, so the augmentation is the same as without); the returned network has
+    no dropout in it.
     """
     keep_freed_memory()
     rng = np.random.default_rng(seed)
     model = net.astype(np.float32)
-    opt = make_optimizer(optimizer, model.params, lr, weight_decay=weight_decay)
     averaged = model.copy() if ema else model
+    if dropout:
+        add_dropout(model, dropout, np.random.default_rng([seed, 1]))
+    opt = make_optimizer(optimizer, model.params, lr, weight_decay=weight_decay)
+    # the averaged weights, layer by layer (the dropout layers have none)
+    weighted = list(
+        zip([p for p in averaged.params if p], [p for p in model.params if p], strict=True)
+    )
     history = []
     run_start = time.perf_counter()
     for epoch in range(epochs):
@@ -247,7 +297,7 @@ def train(
             loss = model.backward(records, yb, input_grad=False)
             opt.step([rec.grads() for rec in records])
             if ema:
-                for avg, cur in zip(averaged.params, model.params, strict=True):
+                for avg, cur in weighted:
                     for k in avg:
                         avg[k] += (1 - ema) * (cur[k] - avg[k])
             seen += len(idx)
@@ -262,12 +312,14 @@ def train(
             "train_accuracy": correct / seen,
         }
         if x_val is not None and len(x_val):
-            row["val_accuracy"] = accuracy(averaged, x_val, y_val)
+            row["val_accuracy"] = accuracy(
+                averaged if ema else remove_dropout(averaged.copy()), x_val, y_val
+            )
         history.append(row)
         if bar:
             bar.update(seen, row["loss"], row["train_accuracy"])
             bar.close(f"val {row['val_accuracy']:.2%}" if "val_accuracy" in row else "")
-    return averaged, history
+    return remove_dropout(averaged), history
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -308,6 +360,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=0.0,
         help="keep an exponential moving average of the weights with this decay "
         "per step (e.g. 0.999) and save it",
+    )
+    p.add_argument(
+        "--dropout",
+        type=float,
+        default=0.0,
+        help="while training only, drop each input of a dense layer with this probability "
+        "(e.g. 0.25); the saved network has no dropout (as PyTorch's model.eval())",
     )
     p.add_argument("--limit", type=int, default=0, help="train on the first N digits only")
     p.add_argument(
@@ -350,6 +409,7 @@ def main(args: argparse.Namespace) -> int:
         elastic_alpha=args.elastic,
         stroke=args.stroke,
         ema=args.ema,
+        dropout=args.dropout,
         seed=args.seed,
         x_val=split.x_dev,
         y_val=split.y_dev,
@@ -384,6 +444,7 @@ def main(args: argparse.Namespace) -> int:
             "stroke": args.stroke,
             "elastic": args.elastic,
             "ema": args.ema,
+            "dropout": args.dropout,
             "weight_decay": args.weight_decay,
             "seed": args.seed,
             "history": history,

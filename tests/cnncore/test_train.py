@@ -88,3 +88,40 @@ def test_augment_keeps_shape_ink_and_varies(subset):
     ink_ratio = out.sum(axis=(1, 2, 3)) / x[:16].sum(axis=(1, 2, 3))
     assert np.all((ink_ratio > 0.7) & (ink_ratio < 1.3))
     assert not np.allclose(out, x[:16])
+
+
+def test_dropout_matches_torch_in_train_mode_and_leaves_no_layer_behind(subset):
+    """Dropout (training only): the kept inputs scaled by 1/(1-p), the gradient through the
+    same mask, as torch.nn.functional.dropout with that mask; the trained network has the
+    spec's layers only, and p = 0 trains bit for bit as without dropout."""
+    import torch
+
+    from cnncore.train import Dropout, add_dropout
+
+    layer = Dropout(0.25, np.random.default_rng(0))
+    x = np.random.default_rng(1).normal(size=(8, 50))
+    a, rec = layer.forward(x)
+    mask = rec.cache
+    kept = mask != 0
+    assert 0.6 < kept.mean() < 0.9  # about 3 in 4 kept
+    np.testing.assert_array_equal(mask[kept], 1 / 0.75)
+    xt = torch.tensor(x, requires_grad=True)
+    out = xt * torch.tensor(mask)  # what F.dropout computes for this mask
+    g = np.random.default_rng(2).normal(size=x.shape)
+    out.backward(torch.tensor(g))
+    np.testing.assert_array_equal(a, out.detach().numpy())
+    assert np.array_equal(layer.backward(rec, g), xt.grad.numpy())
+
+    net = add_dropout(Network.from_spec(SMALL_SPEC, seed=3), 0.5, np.random.default_rng(0))
+    assert [type(v).__name__ for v in net.layers][-2:] == ["Dropout", "Dense"]
+    x_s, y_s = subset
+    x_s, y_s = x_s[:128], y_s[:128]
+    kw = dict(epochs=1, batch_size=32, lr=3e-3, seed=5, progress=False, ema=0.9)
+    dropped, _ = train(Network.from_spec(SMALL_SPEC, seed=5), x_s, y_s, dropout=0.5, **kw)
+    assert [v.type for v in dropped.layers] == [v["type"] for v in SMALL_SPEC["layers"]]
+    plain, _ = train(Network.from_spec(SMALL_SPEC, seed=5), x_s, y_s, **kw)
+    zero, _ = train(Network.from_spec(SMALL_SPEC, seed=5), x_s, y_s, dropout=0.0, **kw)
+    for p, q, r in zip(plain.params, zero.params, dropped.params, strict=True):
+        for k in p:
+            np.testing.assert_array_equal(p[k], q[k])
+            assert not np.array_equal(p[k], r[k]) or k == "b"  # dropout changed the training

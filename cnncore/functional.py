@@ -140,7 +140,7 @@ def _column_blocks(x_pad: np.ndarray, kernel: Pair, stride: Pair, out_hw: Pair):
     The block size changes no sum of the forward product (each output value is one sum over
     a whole row of columns), but the weight gradient adds its blocks' partial products, so
     the block size is part of its float32 result: changing `BLOCK_BYTES` changes the bits of
-    a trained model (measured: larger blocks were no faster anyway, 2-64 MiB).
+    a trained model (benchmarks/check_bitexact.py; larger blocks, 2-64 MiB, were no faster).
     """
     n, c_in = x_pad.shape[0], x_pad.shape[3]
     (kh, kw), (ho, wo) = kernel, out_hw
@@ -177,30 +177,23 @@ def conv2d_forward(
     u, v, c) are copied from its sliding-window view a cache-sized block of samples at a time
     (`_column_blocks`) and multiplied by the weights reshaped (kH*kW*C_in, C_out). With few
     input channels the columns are one slab per kernel offset (kH, kW, C_in, N, H_out, W_out),
-    one copy from the sliding-window view and one product. Either way the bias is added in
-    place and z is returned as an (N, C_out, H_out, W_out) view of the product's memory
-    (channels-last, or (C_out, N, H_out, W_out) for the slabs): same values as a C-contiguous
-    array, other strides (np.ascontiguousarray(z) gives one). Every value is the same sum as in
-    the textbook formula; float32 inputs stay float32 throughout.
+    one copy from the sliding-window view and one product. Either way the bias is added in the
+    same pass that puts the result into NCHW order. Every value is the same sum as in the
+    textbook formula; float32 inputs stay float32 throughout.
     """
     n = x.shape[0]
     c_out, c_in, kh, kw = w.shape
     ho, wo = out_hw = output_hw(x.shape, (kh, kw), stride, padding)
     dtype = np.result_type(x, w)
+    z = np.empty((n, c_out, ho, wo), dtype=dtype)
     if _use_blocks(c_in, kw, wo):
-        # z is computed channels-last, (N, H_out, W_out, C_out) in memory, and returned as
-        # its (N, C_out, H_out, W_out) view: the relu, pool and convolution after it read
-        # channels-last too, with no transposing copy in between.
-        prod = np.empty((n, ho, wo, c_out), dtype=dtype)
         x_pad = _pad_channels_last(x, padding, dtype)
         w_mat = w.transpose(2, 3, 1, 0).reshape(kh * kw * c_in, c_out).astype(dtype, copy=False)
+        prod = np.empty((n, ho, wo, c_out), dtype=dtype)
         for first, last, cols in _column_blocks(x_pad, (kh, kw), stride, out_hw):
-            part = prod[first:last].reshape(-1, c_out)
-            np.matmul(cols, w_mat, out=part)
-            np.add(part, b, out=part)  # the bias while the block is in cache
-        return prod.transpose(0, 3, 1, 2), ConvCache(
-            x.shape, "blocks", x_pad, w, stride, padding, out_hw
-        )
+            np.matmul(cols, w_mat, out=prod[first:last].reshape(-1, c_out))
+        np.add(prod.transpose(0, 3, 1, 2), b[:, None, None], out=z)
+        return z, ConvCache(x.shape, "blocks", x_pad, w, stride, padding, out_hw)
     x_pad = pad_nchw(x, padding).transpose(1, 0, 2, 3)  # (C_in, N, H_pad, W_pad) view
     windows = sliding_window_view(x_pad, (kh, kw), axis=(2, 3))
     windows = windows[:, :, :: stride[0], :: stride[1]][:, :, :ho, :wo]
@@ -208,9 +201,7 @@ def conv2d_forward(
     np.copyto(cols, windows.transpose(4, 5, 0, 1, 2, 3))
     w_mat = w.transpose(0, 2, 3, 1).reshape(c_out, kh * kw * c_in).astype(dtype, copy=False)
     prod = w_mat @ cols.reshape(kh * kw * c_in, -1)  # (C_out, N*Ho*Wo)
-    np.add(prod, b[:, None], out=prod)
-    # returned as the (N, C_out, H_out, W_out) view of this (C_out, N, H_out, W_out) memory
-    z = prod.reshape(c_out, n, ho, wo).transpose(1, 0, 2, 3)
+    np.add(prod.reshape(c_out, n, ho, wo).transpose(1, 0, 2, 3), b[:, None, None], out=z)
     return z, ConvCache(x.shape, "offsets", cols, w, stride, padding, out_hw)
 
 
@@ -309,12 +300,6 @@ class MaxPoolCache:
         return self.index
 
 
-def _memory_order(a: np.ndarray) -> tuple[int, ...]:
-    """The axes of `a` from the largest stride to the smallest: (0, 1, 2, 3) for a C-contiguous
-    NCHW array, (0, 2, 3, 1) for an (N, C, H, W) view of channels-last memory."""
-    return tuple(sorted(range(a.ndim), key=lambda i: -abs(a.strides[i])))
-
-
 def _non_overlapping(kernel: Pair, stride: Pair, padding: Pair) -> bool:
     """Windows that never share a cell and no padding: each input cell is in at most one."""
     return padding == (0, 0) and stride[0] >= kernel[0] and stride[1] >= kernel[1]
@@ -364,12 +349,10 @@ def maxpool2d_forward(
         for u, v, k in offsets(kernel):
             cand = offset_slice(x, u, v, stride, out_hw)
             if out is None:
-                # in the input's memory order (channels-last after a convolution): every
-                # pass below then reads runs of channels instead of every other number
-                out = np.copy(cand, order="K")
-                first = np.zeros_like(out, dtype=index_type)
-                better = np.empty_like(out, dtype=bool)
-                k_better = np.empty_like(out, dtype=index_type)
+                out = cand.copy()
+                first = np.zeros(out.shape, dtype=index_type)
+                better = np.empty(out.shape, dtype=bool)
+                k_better = np.empty(out.shape, dtype=index_type)
                 continue
             # first = the last offset that was strictly greater than all before it; offsets
             # grow, so max(first, k * better) records it without a branchy np.where.
@@ -395,20 +378,13 @@ def maxpool2d_argmax_rc(cache: MaxPoolCache) -> np.ndarray:
 
 
 def maxpool2d_backward(
-    dout: np.ndarray,
-    cache: MaxPoolCache,
-    channels_major: bool = False,
-    out: np.ndarray | None = None,
+    dout: np.ndarray, cache: MaxPoolCache, channels_major: bool = False
 ) -> np.ndarray:
     """Route each gradient to its window's argmax; overlapping windows add up.
 
     Shapes: dout (N, C, H_out, W_out) -> dx (N, C, H, W), C-contiguous; with
-    `channels_major=True` (training) the non-overlapping path may return dx in another memory
-    layout, the one of the forward pass's input (e.g. (C, N, H, W) or channels-last), same
-    values.
-    Given the pool's output `out`, only the gradients of windows whose maximum is > 0 are
-    routed (the others give +0.0): bit for bit maxpool2d_backward(where_or_zero(out > 0,
-    dout)), the gradient through a relu before the pool (see network._pool_relu_backward).
+    `channels_major=True` (training: the convolution before reads dx channel by channel) the
+    non-overlapping path may return dx laid out (C, N, H, W) in memory instead, same values.
     """
     n, c, h, w = cache.x_shape
     out_hw = dout.shape[2:]
@@ -418,31 +394,15 @@ def maxpool2d_backward(
         # general path's strict `>`) takes it; with no NaN that is every window's argmax.
         (kh, kw), (ho, wo) = cache.kernel, out_hw
         covered = cache.stride == cache.kernel and (ho * kh, wo * kw) == (h, w)
-        first = cache.first
-        if out is not None:  # windows with max <= 0 choose no offset (-1): all their cells 0
-            chosen = np.empty_like(first)
-            # (out > 0) - 1 is 0 or -1 (all bits set); OR-ed with the offset: the offset or -1
-            np.subtract(np.greater(out, 0).view(np.int8), 1, out=chosen)
-            first = np.bitwise_or(first, chosen, out=chosen)
-        # Every pass runs in the memory order of the forward pass's arrays (e.g. channels-last
-        # after a convolution): dout is copied into it once (it is a quarter of dx's size),
-        # and dx is laid out in it, unless the caller needs (N, C, H, W) order.
-        order = _memory_order(first)
-        if _memory_order(dout) != order:
-            laid_out = np.empty_like(first, dtype=dout.dtype)
-            np.copyto(laid_out, dout)
-            dout = laid_out
-        axes = order if channels_major else (0, 1, 2, 3)
-        dx = (np.empty if covered else np.zeros)(
-            tuple((n, c, h, w)[a] for a in axes), dtype=dout.dtype
-        ).transpose(np.argsort(axes))
-        hit = np.empty_like(first, dtype=bool)
+        shape = (c, n, h, w) if channels_major else (n, c, h, w)
+        dx = (np.empty if covered else np.zeros)(shape, dtype=dout.dtype)
+        if channels_major:
+            dx = dx.transpose(1, 0, 2, 3)  # an (N, C, H, W) view
+        hit = np.empty(dout.shape, dtype=bool)
         for u, v, k in offsets(cache.kernel):
-            np.equal(first, k, out=hit)
+            np.equal(cache.first, k, out=hit)
             where_or_zero(hit, dout, out=offset_slice(dx, u, v, cache.stride, out_hw))
         return dx
-    if out is not None:
-        dout = where_or_zero(out > 0, dout)
     ph, pw = cache.padding
     dx_pad = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=dout.dtype)
     argmax = cache.argmax

@@ -268,10 +268,10 @@ def _pool_relu_backward(
     a > 0. So masking the pool's output gradient by (pool output > 0) and routing it gives
     exactly relu_backward(maxpool_backward(dC_da)), bit for bit (a NaN window: NaN > 0 is
     false, as for its NaN cell), with one pass over the pool's small output instead of one
-    over the relu layer's whole output (`maxpool2d_backward(..., out=)`: on its fast path, the
-    windows with max <= 0 simply choose no cell). Fills the pool's record as `Layer.backward` would,
+    over the relu layer's whole output. Fills the pool's record as `Layer.backward` would,
     except dC/da_prev, which is not computed.
     """
     g = dC_dz if dC_dz is not None else dC_da  # a pool has no activation: dC/dz = dC/da
     rec.dC_da, rec.dC_dz = g, g
-    return F.maxpool2d_backward(g, rec.cache, channels_major=True, out=rec.a)
+    masked = F.where_or_zero(rec.a > 0, g)
+    return F.maxpool2d_backward(masked, rec.cache, channels_major=True)

@@ -11,7 +11,8 @@ the pixel values).
     naive:  cnncore.naive.network_trace(...)          (fewer repeats: it is slow on purpose)
     torch:  float64 autograd with retain_grad() on every intermediate, every tensor read back
 (b) float32 batch-64 training throughput (images/s: forward + backward + Adam step)
-(c) the same for the bundled digit network (conv 16@5x5 pad 2, conv 32@5x5 pad 2, dense 64)
+(c) the same for issue 12's digit network (conv 16@5x5 pad 2, conv 32@5x5 pad 2, dense 64; the
+    bundled model is this network with 32 filters in its first conv)
     engine: net.loss_and_grads + cnncore.optim.Adam
     naive:  the oracle's batch gradients (float64, it has no float32 path) + the same Adam step
     torch:  nn.Sequential + torch.optim.Adam, float32

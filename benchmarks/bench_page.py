@@ -154,7 +154,7 @@ CLICK_JS = """() => {
 
 
 # A middle backward conv step: the middle one of the backward (∂C/∂…) steps of conv layers, by
-# the step track's titles ("12. conv 5×5 · 16 filters · relu — Layer 3 · ∂C/∂w …"; English page).
+# the step track's titles ("12. conv 5×5 · 32 filters · relu — Layer 3 · ∂C/∂w …"; English page).
 MIDDLE_JS = """() => {
   const buttons = Array.from(document.querySelectorAll('#step-track button'));
   const conv = buttons.map((b, i) => [b.title, i])

@@ -39,7 +39,7 @@ _EXAMPLE = {
         ],
         "notes": [],
         "layers": 7,
-        "param_count": 114314,
+        "param_count": 127530,
     },
 }
 

@@ -147,7 +147,7 @@ export function initShare({ status }) {
     writeUrl(await urlParams(s), fragment(s));
     const ok = await copy(location.href);
     const msg = $("share-msg");
-    // The digit model's learned weights (114,314 numbers) do not fit in a link: say so.
+    // The digit model's learned weights (127,530 numbers) do not fit in a link: say so.
     const copied = s.source.kind === "model" && s.params ? "share.copiedNoWeights" : "share.copied";
     msg.textContent = ok ? t(copied) : t("share.failed");
     msg.dataset.url = location.href;

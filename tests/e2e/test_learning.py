@@ -146,7 +146,7 @@ def test_three_steps_lower_the_loss_and_the_target_wins(page, server, screenshot
     assert page.locator("#probs").get_attribute("data-prediction") == "7"
     assert page.locator("#learn-layers button").count() == 4
     page.locator("#learn-layers button").nth(0).click()
-    assert "16×1×5×5" in page.locator("#learn-map canvas").get_attribute("aria-label")
+    assert "32×1×5×5" in page.locator("#learn-map canvas").get_attribute("aria-label")
     page.screenshot(path=str(screenshots / "learn-digits.png"))
     # Reset: back to the bundled weights (a {"model": …} trace again).
     with page.expect_request(lambda r: r.url.endswith("/api/trace")) as req:

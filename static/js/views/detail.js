@@ -95,7 +95,7 @@ export class DetailView {
     document.body.dataset.announcements = String(this.announcements);
   }
 
-  /** " Result ∂C/∂w: 16×1×5×5, from m to M." — the tensor this step produces, for the announcer. */
+  /** " Result ∂C/∂w: 32×1×5×5, from m to M." — the tensor this step produces, for the announcer. */
   resultText() {
     const { step, trace } = this;
     const entry = step.entry || trace.layers[step.layer];

@@ -85,7 +85,7 @@ function learnBody(body, lr, shown, model) {
 
 let aheadTimer = 0;
 
-/** In idle time: gzip the next step's body (learned weights are 1.2 MB of base64) before the click. */
+/** In idle time: gzip the next step's body (learned weights are 1.4 MB of base64) before the click. */
 function prepareNextStep() {
   clearTimeout(aheadTimer);
   aheadTimer = setTimeout(() => {

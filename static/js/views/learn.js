@@ -38,7 +38,7 @@ function delta(after, before) {
 
 /**
  * Per layer with parameters: {layer, dw, db, maxW, maxB} from the params before and after.
- * Computed over the flat float64 values (114 k for the digit model: well under a millisecond);
+ * Computed over the flat float64 values (128 k for the digit model: well under a millisecond);
  * `dw` and `db` become nested arrays only when read (the heatmap reads one layer's).
  */
 export function paramDeltas(before, after) {
@@ -163,7 +163,7 @@ export class LearnPanel {
         k, before: percent(trace.output[k]), after: percent(result.outputAfter[k]),
       });
     }
-    // ΔW of 114 k parameters takes a while: computed once per step's result (show() runs again
+    // ΔW of 128 k parameters takes a while: computed once per step's result (show() runs again
     // when the step starts, when the state changes and when it ends, with the same result)
     if (this.deltasOf !== result) this.deltas = paramDeltas(trace.layers.map((l) => l.params), result.updated);
     this.deltasOf = result;

@@ -221,10 +221,10 @@ def add_dropout(net: Network, p: float, rng: np.random.Generator) -> Network:
     return net
 
 
-def remove_dropout(net: Network) -> Network:
-    """The network as it is used after training: every `Dropout` taken out (in place)."""
-    net.layers = [layer for layer in net.layers if not isinstance(layer, Dropout)]
-    return net
+def without_dropout(net: Network) -> Network:
+    """The network as it is used after training (PyTorch's `model.eval()`): the same layers and
+    parameters, shared, not copied, with every `Dropout` left out."""
+    return Network(net.spec, [layer for layer in net.layers if not isinstance(layer, Dropout)])
 
 
 def train(
@@ -320,14 +320,12 @@ def train(
             "train_accuracy": correct / seen,
         }
         if x_val is not None and len(x_val):
-            row["val_accuracy"] = accuracy(
-                averaged if ema else remove_dropout(averaged.copy()), x_val, y_val
-            )
+            row["val_accuracy"] = accuracy(without_dropout(averaged), x_val, y_val)
         history.append(row)
         if bar:
             bar.update(seen, row["loss"], row["train_accuracy"])
             bar.close(f"val {row['val_accuracy']:.2%}" if "val_accuracy" in row else "")
-    return remove_dropout(averaged), history
+    return without_dropout(averaged), history
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

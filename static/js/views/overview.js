@@ -5,7 +5,7 @@ import { CONFIG } from "../config.js";
 import { fmt, shapeText, full } from "../format.js";
 import { t } from "../i18n.js";
 import { legendCanvas } from "../math/colors.js";
-import { finiteRange, flat, maxAbs, toMaps } from "../math/tensor.js";
+import { finiteRange, flat, toMaps } from "../math/tensor.js";
 import { asMaps } from "../animators/common.js";
 import { paintMap } from "./heatmap.js";
 
@@ -150,8 +150,11 @@ export class Overview {
       const showZ = !grad && k === step.column && (step.kind === "conv" || step.kind === "dense") &&
         trace.network.layers[k - 1].activation !== "identity";
       const vals = !computed ? null : showZ ? trace.layers[k - 1].forward.z : this.values(trace, k, grad);
-      col.append(this.legend(vals, grad ? "∂C/∂a" : showZ ? "z" : "a", k));
-      col.append(this.maps(vals, mapsH, grad ? t("overview.grad") : t("overview.act"), k));
+      // one walk over the tensor for both: its finite range, and max |v| from it
+      const range = vals ? finiteRange(vals) : null;
+      const m = range && range.lo <= range.hi ? Math.max(Math.abs(range.lo), Math.abs(range.hi)) : 0;
+      col.append(this.legend(vals, range, m, grad ? "∂C/∂a" : showZ ? "z" : "a", k));
+      col.append(this.maps(vals, m, mapsH, grad ? t("overview.grad") : t("overview.act"), k));
       this.root.append(col);
     }
     this.strip(trace, step);
@@ -218,10 +221,10 @@ export class Overview {
    * The legend of a column: its scale is symmetric (±max |v| of this tensor, so tiny gradients
    * are as visible as large ones); the ends are labelled, the true range is in the tooltip and
    * the accessible name, and an all-zero tensor says "all ≈ 0" instead of a blank scale.
+   * `range`: {lo, hi} of the finite values, `m`: max |v| of them (0 when none), from render().
    */
-  legend(vals, kind, k) {
+  legend(vals, range, m, kind, k) {
     const box = el("div", "ov-legend");
-    const m = vals ? maxAbs(vals) : 0;
     const c = this.canvas(`legend:${k}`, "ov-legend-bar");
     if (c.width !== LEGEND.width || c.height !== LEGEND.height) {
       c.width = LEGEND.width;
@@ -236,7 +239,7 @@ export class Overview {
       nums.append(s);
       c.style.visibility = "hidden";
     } else if (vals) {
-      const { lo, hi } = finiteRange(vals);
+      const { lo, hi } = range;
       for (const v of [-m, m]) nums.append(el("span", "", (v > 0 ? "+" : "") + fmt(v, 2)));
       box.title = t("legend.range", { lo: full(lo), hi: full(hi), m: full(m) });
       box.setAttribute("aria-label", `${kind}: ${t("legend.range", { lo: fmt(lo, 3), hi: fmt(hi, 3), m: fmt(m, 3) })}`);
@@ -247,14 +250,13 @@ export class Overview {
     return box;
   }
 
-  maps(vals, height, what, k) {
+  maps(vals, m, height, what, k) {
     const wrap = el("div", "ov-maps");
     if (!vals) {
       wrap.append(el("div", "ov-empty", t("overview.pending")));
       return wrap;
     }
     const { maps, vector } = Array.isArray(vals[0]) ? { maps: toMaps(vals), vector: false } : asMaps(vals, vals.length > 256 ? CONFIG.overview.vectorRowsMax : 16);
-    const m = maxAbs(vals);
     const n = maps.length;
     const [mh, mw] = [maps[0].length, maps[0][0].length];
     const gap = 3;

@@ -57,7 +57,7 @@ class CnnvizAPI(FastAPI):
     """FastAPI with the security headers outside everything, Starlette's 500 page included."""
 
     def build_middleware_stack(self) -> ASGIApp:
-        return SecurityHeadersMiddleware(super().build_middleware_stack())
+        return SecurityHeadersMiddleware(super().build_middleware_stack(), self.state.fast)
 
     def openapi(self) -> dict[str, Any]:
         if self.openapi_schema is None:
@@ -133,6 +133,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    # POST /api/trace and /api/learn served from the outermost layer (routes.FastJSONPost);
+    # not with CORS configured, whose middleware must see every request
+    app.state.fast = {} if settings.cors_origins else trace.fast_routes(settings)
     errors.install(app)
 
     app.add_middleware(ETagMiddleware)  # inside gzip: it hashes the uncompressed body

@@ -7,6 +7,7 @@ request and never buffer a response.
 from __future__ import annotations
 
 import zlib
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -34,15 +35,30 @@ _NAMES = {name for name, _ in SECURITY_HEADERS}
 
 
 class SecurityHeadersMiddleware:
-    """Adds `SECURITY_HEADERS` to every HTTP response, replacing any the app set itself."""
+    """Adds `SECURITY_HEADERS` to every HTTP response, replacing any the app set itself.
 
-    def __init__(self, app: ASGIApp):
+    The outermost layer, so it also dispatches the `fast` routes: `{path: handler}` for POST
+    requests, each `handler(scope, receive, send, fallback)` answering with the security
+    headers itself, or handing the request to `fallback` (this layer's usual path: the whole
+    app, headers added) when it is not the plain kind it serves (`routes.FastJSONPost`).
+    """
+
+    def __init__(self, app: ASGIApp, fast: dict[str, Any] | None = None):
         self.app = app
+        self.fast = fast or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if self.fast and scope["method"] == "POST" and not scope.get("root_path"):
+            handler = self.fast.get(scope["path"])
+            if handler is not None:
+                await handler(scope, receive, send, self.secured)
+                return
+        await self.secured(scope, receive, send)
+
+    async def secured(self, scope: Scope, receive: Receive, send: Send) -> None:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -123,7 +139,7 @@ class BodyLimitMiddleware:
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
-        await self.app(scope, _replaying(body, receive), send)
+        await self.app(scope, replaying(body, receive), send)
 
 
 def _inflater():
@@ -202,10 +218,10 @@ class GzipRequestMiddleware:
         ]
         headers.append((b"content-length", str(len(body)).encode()))
         scope = {**scope, "headers": headers}
-        await self.app(scope, _replaying(body, receive), send)
+        await self.app(scope, replaying(body, receive), send)
 
 
-def _replaying(body: bytes, receive: Receive) -> Receive:
+def replaying(body: bytes, receive: Receive) -> Receive:
     """A receive() that hands the app the already-read `body` once, then the real channel."""
     replayed = False
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import logging
 import queue
 import threading
 from collections.abc import Callable, Coroutine
@@ -20,10 +21,17 @@ import anyio.lowlevel
 import orjson
 from fastapi import Depends, Request
 from fastapi.routing import APIRoute
+from pydantic import BaseModel, ValidationError
 from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ..compression import gzip_bytes
+from ..errors import ApiError, error_body
 from ..schemas import ErrorResponse as _ErrorResponse
+from ..security import SECURITY_HEADERS, replaying
 from ..settings import Settings
+
+log = logging.getLogger("cnnviz")
 
 
 class OrjsonRequest(Request):
@@ -161,3 +169,106 @@ def multipart_file(description: str, **fields: dict[str, Any]) -> dict[str, Any]
             }
         }
     }
+
+
+class FastJSONPost:
+    """`POST <path>` with a JSON body, served straight from the outermost ASGI layer
+    (`SecurityHeadersMiddleware`) when the request is the plain, valid kind the page and REST
+    clients send; everything else goes to `fallback`, the whole FastAPI stack, unchanged.
+
+    Why: FastAPI's request machinery (its exception and exit-stack middleware, routing over
+    every route, the request object, dependencies, body validation through the route's field,
+    the response class) and our middleware layers cost ~0.4-0.5 ms of event-loop CPU per
+    request in a real worker, where the trace itself needs only: the body read once, parsed
+    with orjson, validated with the same pydantic model (`model_validate`), the work in the
+    compute thread, and one response message (docs/api.md, Performance).
+
+    Same behaviour as the route it stands in for (the route stays registered: OpenAPI, and the
+    fallback): the body is served here only with `Content-Type: application/json`, a
+    `Content-Length` within `max_body_bytes` and no `Content-Encoding`; if the JSON or the
+    validation fails, the body already read is replayed to `fallback`, so every error is
+    FastAPI's own 422 naming the field. `ApiError` from the service gives the same error body
+    as `errors.api_error_handler`; any other exception the 500 of
+    `errors.unhandled_error_handler`. The response carries what the middleware stack adds:
+    the security headers, and (with gzip on) `Vary: Accept-Encoding` and gzip when the client
+    accepts it and the body has at least `gzip_minimum_size` bytes, compressed in the compute
+    thread right after the body is built (the middleware compresses it in a worker thread).
+    """
+
+    def __init__(self, model: type[BaseModel], fn: Callable[[Any, Settings], bytes], s: Settings):
+        self.model, self.fn, self.settings = model, fn, s
+        self.max_bytes = s.max_body_bytes
+        self.gzip_level, self.gzip_min = s.gzip_level, s.gzip_minimum_size
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send, fallback: ASGIApp):
+        length = ctype = accept = None
+        encoded = False
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                length = value
+            elif name == b"content-type":
+                ctype = value
+            elif name == b"accept-encoding":
+                accept = value
+            elif name == b"content-encoding":
+                encoded = True
+        if (
+            encoded
+            or length is None
+            or not length.isdigit()
+            or int(length) > self.max_bytes
+            or ctype is None
+            or ctype.split(b";", 1)[0].strip().lower() != b"application/json"
+        ):
+            await fallback(scope, receive, send)
+            return
+        message = await receive()
+        if message["type"] != "http.request":  # the client went away
+            return
+        raw = message.get("body", b"")
+        if message.get("more_body", False):
+            chunks = [raw]
+            while message.get("more_body", False):
+                message = await receive()
+                if message["type"] != "http.request":
+                    return
+                chunks.append(message.get("body", b""))
+            raw = b"".join(chunks)
+        try:
+            req = self.model.model_validate(orjson.loads(raw))
+        except (orjson.JSONDecodeError, ValidationError):
+            # FastAPI's own errors (json_invalid, missing, ...) with its `loc`s
+            await fallback(scope, replaying(raw, receive), send)
+            return
+        gzip = self.gzip_level > 0 and accept is not None and b"gzip" in accept
+        try:
+            status, body, gzipped = 200, *await run_compute(self._work, req, gzip)
+        except ApiError as exc:
+            status, body, gzipped = exc.status, error_body([exc.item()]), False
+        except Exception:
+            log.exception("unhandled error on POST %s", scope["path"])
+            status, body, gzipped = 500, _INTERNAL, False
+        headers = [
+            (b"content-length", b"%d" % len(body)),
+            (b"content-type", b"application/json"),
+        ]
+        if self.gzip_level > 0 and (gzipped or len(body) >= self.gzip_min):
+            headers.append((b"vary", b"Accept-Encoding"))
+            if gzipped:
+                headers.append((b"content-encoding", b"gzip"))
+            elif gzip:  # an error body that long, compressed as the middleware would
+                body = gzip_bytes(body, self.gzip_level)
+                headers[0] = (b"content-length", b"%d" % len(body))
+                headers.append((b"content-encoding", b"gzip"))
+        headers.extend(SECURITY_HEADERS)
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    def _work(self, req: BaseModel, gzip: bool) -> tuple[bytes, bool]:
+        body = self.fn(req, self.settings)
+        if gzip and len(body) >= self.gzip_min:
+            return gzip_bytes(body, self.gzip_level), True
+        return body, False
+
+
+_INTERNAL = error_body([{"loc": [], "msg": "internal server error", "type": "internal"}])

@@ -193,7 +193,10 @@ class TraceRequest(BaseModel):
         "parameters); default: seeded initialisation (He for relu, Xavier otherwise). Each "
         "array is a nested list, or the exact float64 values as {'dtype': 'float64', "
         "'shape': [...], 'data': base64 of the little-endian C-order bytes} (the base64 "
-        "encoding of the responses: send back `updated_params` as received).",
+        "encoding of the responses: send back `updated_params` as received). With "
+        "`model`: parameters learned from the model's own (same shapes); an array may also "
+        "be its changes to the model's own, {'dtype', 'shape', 'changed': base64 bitmask, "
+        "'data': base64 of the changed values}, as `updated_params_as: 'changes'` answers.",
     )
     seed: StrictInt = Field(
         0,
@@ -272,6 +275,15 @@ class TraceRequest(BaseModel):
         "backward.dC_da_prev for layers > 0 (= layers[i-1].backward.dC_da), backward.dC_dz "
         "when it equals backward.dC_da. Each layer names what it left out and where the "
         "values are in `omitted`, e.g. {'a_prev': 'layers[0].forward.a'}.",
+    )
+    updated_params_as: Literal["arrays", "changes"] = Field(
+        "arrays",
+        description="how `updated_params` are written. 'arrays' (default): every value. "
+        "'changes' (with `model` and encoding 'base64'): each array as its "
+        "changes to the model's own parameters, {'dtype': 'float64', 'shape': [...], "
+        "'changed': base64 of a bitmask over the values in C order (bit k of byte k // 8, "
+        "least significant first), 'data': base64 of the changed values' float64 bytes}: "
+        "exact, and a step moves only part of the weights; send them back as `params`.",
     )
     encoding: Literal["json", "base64"] = Field(
         "json",

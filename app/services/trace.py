@@ -3,6 +3,7 @@ refuse overflow, serialize every tensor."""
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any
 
@@ -10,11 +11,13 @@ import numpy as np
 import orjson
 
 from cnncore import Network, SpecError, preprocess
+from cnncore.blocks import Block, flatten_params
 
 from ..errors import ApiError
 from ..schemas import TraceRequest
 from ..settings import Settings
 from .catalog import get_scenario, load_model, scenario_network
+from .changes import changes_fragment, from_changes, is_changes
 from .custom import custom_network, spec_error
 from .predict import image_input
 from .selection import OVERFLOW, Selection, apply, check_layers
@@ -40,12 +43,19 @@ def _choose(req: TraceRequest) -> str:
             "choose_one",
         )
     kind = chosen[0]
-    if kind != "network":
-        for extra in ("params", "seed"):
-            if extra in req.model_fields_set:
-                raise ApiError(
-                    ("body", extra), f"'{extra}' is only used with 'network'", "not_allowed"
-                )
+    # a model takes learned parameters (its own architecture), never a seed
+    extras = ("params", "seed") if kind == "scenario" else ("seed",) if kind == "model" else ()
+    for extra in extras:
+        if extra in req.model_fields_set:
+            allowed = "'network'" if extra == "seed" else "'network' or 'model'"
+            raise ApiError(("body", extra), f"'{extra}' is only used with {allowed}", "not_allowed")
+    if req.updated_params_as == "changes" and (kind != "model" or req.encoding != "base64"):
+        raise ApiError(
+            ("body", "updated_params_as"),
+            "'changes' are changes to a bundled model's own parameters: use it with 'model' "
+            'and "encoding": "base64"',
+            "not_allowed",
+        )
     return kind
 
 
@@ -89,6 +99,8 @@ def _network(req: TraceRequest, s: Settings) -> tuple[Network, Any, Any]:
     kind = _choose(req)
     if kind == "model":
         net, _ = load_model(s, req.model, ("body", "model"))
+        if req.params is not None:
+            return _learned(net, req.params, s), req.input, req.target
         pin_params(net)
         return net, req.input, req.target
     if kind == "scenario":
@@ -99,6 +111,40 @@ def _network(req: TraceRequest, s: Settings) -> tuple[Network, Any, Any]:
             sc.target if req.target is None else req.target,
         )
     return custom_network(req, s), req.input, req.target
+
+
+def _learned(model: Network, given: Any, s: Settings) -> Network:
+    """A bundled model with parameters learned from its own: each array given in full (nested
+    lists or base64) or as its changes to the model's own (`changes.py`)."""
+    loc = ("body", "params")
+    if len(given) != len(model.layers):
+        raise ApiError(
+            loc,
+            f"params must have one entry per layer ({len(model.layers)}); use {{}} for "
+            "layers without parameters",
+            "shape",
+        )
+    lim = s.max_abs_value
+    params = []
+    for i, (own, p) in enumerate(zip(model.params, given, strict=True)):
+        p = flatten_params(p)
+        if set(p) != set(own):
+            want = sorted(own) or "nothing: {}"
+            raise ApiError((*loc, i), f"layer {i} takes {want}, got {sorted(p)}", "params")
+        params.append(
+            {
+                k: from_changes(p[k], ref, (*loc, i, k), -lim, lim)
+                if is_changes(p[k])
+                else to_array(p[k], ref.shape, (*loc, i, k), -lim, lim)
+                for k, ref in own.items()
+            }
+        )
+    # the model's layers (cached, read-only) keep their own parameters: a block's setter
+    # writes into its inner layers, so a block is copied whole, a plain layer shallowly
+    layers = [copy.deepcopy(la) if isinstance(la, Block) else copy.copy(la) for la in model.layers]
+    for layer, p in zip(layers, params, strict=True):
+        layer.params = p
+    return Network(model.spec, layers)
 
 
 def _limits(req: TraceRequest, s: Settings) -> None:
@@ -189,15 +235,45 @@ def _trace(net: Network, x: np.ndarray, target: Any) -> Any:
         raise spec_error(exc, ("body",)) from None
 
 
-def _step(net: Network, tr: Any, x: np.ndarray, target: Any, lr: float) -> tuple[Network, Any]:
-    """One SGD step from the trace `tr`; the new network and its trace on the same sample."""
-    net2 = net.sgd_step([rec.grads() for rec in tr.records], lr)
+def _start(net: Network, x: np.ndarray, target: Any) -> tuple[float, np.ndarray, list[dict]]:
+    """The loss, output and parameter gradients where a learning step starts: the forward and
+    backward pass as training runs it (no dC/dx of the input, a max-pool after relu routed in
+    one pass: the same gradients bit for bit, `Network.backward`). Nothing of it is sent but
+    the loss and output, so the full trace (every tensor recorded) is not needed."""
+    x = np.asarray(x, dtype=np.float64).reshape(1, *net.input_shape)
+    if not all(p.dtype == np.float64 for lp in net.params for p in lp.values()):
+        net = net.astype(np.float64)
+    try:
+        a, records = net.forward(x)
+        y = net.encode_target(target if np.ndim(target) else [target], 1)
+        loss = net.backward(records, y, input_grad=False)
+    except SpecError as exc:
+        raise spec_error(exc, ("body",)) from None
+    return loss, a[0], [rec.grads() for rec in records]
+
+
+def _step(
+    net: Network, grads: list[dict], x: np.ndarray, target: Any, lr: float
+) -> tuple[Network, Any]:
+    """One SGD step with `grads`; the new network and its trace on the same sample."""
+    net2 = net.sgd_step(grads, lr)
     if not all(np.isfinite(v).all() for p in net2.params for v in p.values()):
         raise ApiError(("body", "learning_rate"), OVERFLOW, "overflow")
     tr2 = _trace(net2, x, target)
     if not math.isfinite(tr2.loss):
         raise ApiError(("body", "learning_rate"), OVERFLOW, "overflow")
     return net2, tr2
+
+
+def _updated(req: TraceRequest, net2: Network, s: Settings) -> list[dict[str, Any]]:
+    """`updated_params` as the request asks: every value, or the changes to the model's own."""
+    if req.updated_params_as != "changes":
+        return net2.params
+    own, _ = load_model(s, req.model, ("body", "model"))
+    return [
+        {k: changes_fragment(v, o[k]) for k, v in p.items()}
+        for p, o in zip(net2.params, own.params, strict=True)
+    ]
 
 
 def trace_json(req: TraceRequest, s: Settings) -> bytes:
@@ -209,9 +285,10 @@ def trace_json(req: TraceRequest, s: Settings) -> bytes:
         tr = _trace(net, x, target)
         out = apply(tr.to_dict(), sel, req.encoding, _softmax_ce(net))
         if req.learning_rate is not None:
-            net2, tr2 = _step(net, tr, x, target, req.learning_rate)
+            grads = [rec.grads() for rec in tr.records]
+            net2, tr2 = _step(net, grads, x, target, req.learning_rate)
             if "updated_params" in sel.include:
-                out["updated_params"] = net2.params
+                out["updated_params"] = _updated(req, net2, s)
             out["loss_after"] = tr2.loss
     if image is not None:
         out["input"] = image
@@ -227,22 +304,22 @@ def learn_json(req: TraceRequest, s: Settings) -> bytes:
     if lr is None:
         raise ApiError(("body", "learning_rate"), "learning_rate is required", "missing")
     with np.errstate(all="ignore"):
-        tr = _trace(net, x, target)
-        if not math.isfinite(tr.loss):
+        loss, output, grads = _start(net, x, target)
+        if not (math.isfinite(loss) and np.isfinite(output).all()):
             raise ApiError(("body",), OVERFLOW, "overflow")
-        net2, tr2 = _step(net, tr, x, target, lr)
+        net2, tr2 = _step(net, grads, x, target, lr)
         after = apply(tr2.to_dict(), sel, req.encoding, _softmax_ce(net2))
     out: dict[str, Any] = {
         "learning_rate": lr,
-        "loss_before": tr.loss,
+        "loss_before": loss,
         "loss_after": tr2.loss,
-        "output_before": tr.output,
+        "output_before": output,
     }
-    if tr.prediction is not None:
-        out["prediction_before"] = tr.prediction
+    if tr2.prediction is not None:
+        out["prediction_before"] = int(np.argmax(output))
         out["prediction_after"] = tr2.prediction
     if "updated_params" in sel.include:
-        out["updated_params"] = net2.params
+        out["updated_params"] = _updated(req, net2, s)
     out["trace"] = orjson.Fragment(dumps_trace(after, req.encoding))
     if image is not None:
         out["input"] = image

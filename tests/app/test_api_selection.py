@@ -302,6 +302,120 @@ def test_bad_encoded_params_name_the_field(client, bad, loc):
     assert_error(client.post("/api/trace", json=body), 422, "body", "params", 3, "b", *loc)
 
 
+def from_changes(d, base) -> np.ndarray:
+    """`updated_params_as: "changes"`: `base` with `data`'s values where `changed` is set."""
+    assert set(d) == {"dtype", "shape", "changed", "data"} and d["dtype"] == "float64"
+    n = int(np.prod(d["shape"]))
+    bits = np.frombuffer(base64.b64decode(d["changed"]), np.uint8)
+    mask = np.unpackbits(bits, bitorder="little")[:n].astype(bool)
+    out = np.array(base, dtype="<f8").reshape(-1)
+    out[mask] = np.frombuffer(base64.b64decode(d["data"]), "<f8")
+    return out.reshape(d["shape"])
+
+
+def test_learned_params_travel_as_changes_exactly(client, digit_body, tiny_models_dir):
+    """Issue 11: a step's updated_params as changes to the model's own (only what moved), sent
+    back with "model" as received: the same numbers, bit for bit, as every value as base64
+    with "network", over two steps."""
+    net, _ = models.load_file(tiny_models_dir / "digits")
+    lean = {"include": ["forward", "backward", "updated_params"], "encoding": "base64"}
+    one = {**digit_body, "learning_rate": 0.05, **lean}
+    full = client.post("/api/learn", json=one).json()
+    r = client.post("/api/learn", json={**one, "updated_params_as": "changes"})
+    assert r.status_code == 200, r.text
+    ch = r.json()
+    assert ch["trace"] == full["trace"] and ch["loss_after"] == full["loss_after"]
+    moved = 0
+    for got, want, own in zip(
+        ch["updated_params"], full["updated_params"], net.params, strict=True
+    ):
+        assert set(got) == set(want) == set(own)
+        for k in got:
+            rebuilt = from_changes(got[k], own[k])
+            assert rebuilt.tobytes() == decode(want[k]).tobytes()
+            moved += len(base64.b64decode(got[k]["data"])) // 8
+            unchanged = rebuilt.view("<u8") == np.asarray(own[k], "<f8").view("<u8")
+            assert moved and len(base64.b64decode(got[k]["data"])) // 8 == (~unchanged).sum()
+    assert 0 < moved < sum(v.size for p in net.params for v in p.values())
+    # the second step: the changes sent back with "model" == every value with "network"
+    two = {"input": digit_body["input"], "target": 2, "learning_rate": 0.1, **lean}
+    a = client.post(
+        "/api/learn",
+        json={
+            "model": "digits",
+            "params": ch["updated_params"],
+            **two,
+            "updated_params_as": "changes",
+        },
+    )
+    assert a.status_code == 200, a.text
+    b = client.post(
+        "/api/learn",
+        json={"network": full["trace"]["network"], "params": full["updated_params"], **two},
+    ).json()
+    a = a.json()
+    assert a["trace"] == b["trace"] and a["loss_before"] == b["loss_before"]
+    assert a["output_before"] == b["output_before"] and a["loss_after"] == b["loss_after"]
+    for got, want, own in zip(a["updated_params"], b["updated_params"], net.params, strict=True):
+        for k in got:
+            assert from_changes(got[k], own[k]).tobytes() == decode(want[k]).tobytes()
+    # /api/trace takes them too (the page's later traces of the learned network)
+    t = client.post(
+        "/api/trace",
+        json={
+            "model": "digits",
+            "params": ch["updated_params"],
+            **digit_body,
+            "encoding": "base64",
+        },
+    )
+    assert t.status_code == 200, t.text
+    assert t.json()["loss"] == full["loss_after"]
+
+
+@pytest.mark.parametrize(
+    "change,loc",
+    [
+        ({"dtype": "float32"}, ("dtype",)),
+        ({"shape": [9]}, ("shape",)),
+        ({"changed": "AA=="}, ("changed",)),
+        ({"changed": "!!!!"}, ("changed",)),
+        ({"changed": "AAQ="}, ("changed",)),  # bit 10 of a 10-value array
+        ({"data": ""}, ("data",)),
+        ({"data": encode([np.inf])["data"]}, ("data", 0)),
+        ({"data": encode([1e300])["data"]}, ("data", 0)),
+        ({"extra": 1}, ()),
+    ],
+)
+def test_bad_changes_name_the_field(client, digit_body, tiny_models_dir, change, loc):
+    net, _ = models.load_file(tiny_models_dir / "digits")
+    i = max(j for j, p in enumerate(net.params) if "b" in p)
+    assert net.params[i]["b"].shape == (10,)
+    good = {"dtype": "float64", "shape": [10], "changed": "AQA=", "data": encode([0.5])["data"]}
+    params = [{k: encode(v) for k, v in p.items()} for p in net.params]
+    params[i]["b"] = good
+    body = {**digit_body, "params": params}
+    assert client.post("/api/trace", json=body).status_code == 200
+    params[i]["b"] = {**good, **change}
+    assert_error(client.post("/api/trace", json=body), 422, "body", "params", i, "b", *loc)
+
+
+def test_changes_need_a_model_and_base64(client, digit_body):
+    r = client.post(
+        "/api/learn", json={**digit_body, "learning_rate": 0.1, "updated_params_as": "changes"}
+    )
+    assert_error(r, 422, "body", "updated_params_as")
+    spec = {"network": TINY_SPEC, "input": digit_body["input"], "target": 1, "encoding": "base64"}
+    r = client.post(
+        "/api/learn", json={**spec, "learning_rate": 0.1, "updated_params_as": "changes"}
+    )
+    assert_error(r, 422, "body", "updated_params_as")
+    r = client.post("/api/trace", json={**digit_body, "seed": 3})
+    assert_error(r, 422, "body", "seed")
+    r = client.post("/api/trace", json={**digit_body, "params": [{}]})
+    assert_error(r, 422, "body", "params")
+
+
 def test_learn_requires_a_learning_rate_within_settings(client, digit_body, settings):
     assert_error(client.post("/api/learn", json=digit_body), 422, "body", "learning_rate")
     too_big = settings.max_learning_rate * 2

@@ -1,0 +1,120 @@
+"""Learned parameters as changes to a bundled model's own: `"updated_params_as": "changes"`.
+
+One SGD step of the digit model moves about a sixth of its 127,530 parameters (a relu unit
+that is off for the sample passes no gradient to its weights: most of the 100 k weights of
+the dense layer stay exactly as they were). So instead of every value, an array travels as
+
+    {"dtype": "float64", "shape": [...], "changed": "<base64>", "data": "<base64>"}
+
+`changed` is a bitmask over the array's values in C order (bit k of byte k // 8, least
+significant bit first, as `np.packbits(..., bitorder="little")`), set where the value differs
+bit for bit from the model's own; `data` the float64 little-endian bytes of those values, in
+order. Rebuilding is copying: the model's values with `data` put where `changed` is set, so
+the learner's float64 weights round-trip exactly (no arithmetic on either side). A step's
+answer carries the learned parameters this way, and the next request sends them back as
+received (`"model"` with `"params"`): ~0.2 MB instead of 1.4 MB of base64 each way.
+"""
+
+from __future__ import annotations
+
+import binascii
+from typing import Any
+
+import numpy as np
+import orjson
+
+from ..errors import ApiError, Loc
+from .serialize import b64encode
+
+try:
+    from pybase64 import b64decode
+except ImportError:  # the standard library's then, same values
+    from base64 import b64decode
+
+KEYS = {"dtype", "shape", "changed", "data"}
+
+
+def is_changes(value: Any) -> bool:
+    return isinstance(value, dict) and "changed" in value
+
+
+def _bits(a: np.ndarray) -> np.ndarray:
+    """The values' float64 bit patterns (so -0.0 and 0.0 differ, as they do in base64)."""
+    return np.ascontiguousarray(a, dtype="<f8").reshape(-1).view("<u8")
+
+
+def changes_fragment(new: np.ndarray, base: np.ndarray) -> orjson.Fragment:
+    """`new` as its changes to `base` (same shape), in the form above."""
+    flat = np.ascontiguousarray(new, dtype="<f8").reshape(-1)
+    mask = _bits(flat) != _bits(base)
+    return orjson.Fragment(
+        b"".join(
+            (
+                b'{"dtype":"float64","shape":',
+                orjson.dumps([int(n) for n in new.shape]),
+                b',"changed":"',
+                b64encode(np.packbits(mask, bitorder="little").tobytes()),
+                b'","data":"',
+                b64encode(flat[mask].tobytes()),
+                b'"}',
+            )
+        )
+    )
+
+
+def _b64(value: Any, loc: Loc, n_bytes: int, what: str) -> bytes:
+    if not isinstance(value, str):
+        raise ApiError(loc, "must be a base64 string", "encoded_array")
+    if len(value) != 4 * ((n_bytes + 2) // 3):
+        raise ApiError(
+            loc,
+            f"must be the base64 of {what} ({n_bytes} bytes, {4 * ((n_bytes + 2) // 3)} "
+            f"base64 characters), got {len(value)} characters",
+            "encoded_array",
+        )
+    try:
+        raw = b64decode(value.encode("ascii"), validate=True)
+    except (binascii.Error, ValueError, UnicodeEncodeError):
+        raise ApiError(loc, "is not valid base64", "encoded_array") from None
+    if len(raw) != n_bytes:  # the padding says fewer bytes
+        raise ApiError(loc, f"must be {n_bytes} bytes of {what}, got {len(raw)}", "encoded_array")
+    return raw
+
+
+def from_changes(value: dict, base: np.ndarray, loc: Loc, lo: float, hi: float) -> np.ndarray:
+    """The array `value` (the form above) describes: `base` with the changed values put in,
+    checked like any array the API takes (shape, finite, in [lo, hi]); errors name the field."""
+    if set(value) != KEYS:
+        raise ApiError(
+            loc,
+            "an array as changes is {'dtype': 'float64', 'shape': [...], 'changed': "
+            f"'<base64 bitmask>', 'data': '<base64>'}}; got the keys {sorted(value)}",
+            "encoded_array",
+        )
+    if value["dtype"] != "float64":
+        raise ApiError((*loc, "dtype"), "must be 'float64'", "encoded_array")
+    shape = list(base.shape)
+    if value["shape"] != shape:
+        raise ApiError((*loc, "shape"), f"must be {shape}, got {value['shape']!r}", "shape")
+    n = base.size
+    raw = _b64(value["changed"], (*loc, "changed"), (n + 7) // 8, f"a bitmask of {n} bits")
+    mask = np.unpackbits(np.frombuffer(raw, np.uint8), bitorder="little")
+    if mask[n:].any():
+        raise ApiError((*loc, "changed"), f"sets a bit past the array's {n} values", "shape")
+    mask = mask[:n].astype(bool)
+    k = int(np.count_nonzero(mask))
+    data = _b64(value["data"], (*loc, "data"), 8 * k, f"the {k} float64 values 'changed' marks")
+    vals = np.frombuffer(data, dtype="<f8")
+    ok = np.isfinite(vals) & (vals >= lo) & (vals <= hi)
+    if not ok.all():
+        j = int(np.argmin(ok))
+        v = float(vals[j])
+        msg = (
+            "must be a finite number"
+            if not np.isfinite(v)
+            else f"{v!r} is out of range: between {lo:g} and {hi:g}"
+        )
+        raise ApiError((*loc, "data", j), msg, "value_error")
+    out = np.array(base, dtype=np.float64, order="C")  # a copy: the model's own stay as they are
+    out.reshape(-1)[mask] = vals
+    return out

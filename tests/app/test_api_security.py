@@ -89,6 +89,17 @@ def test_cors_when_configured(settings):
         assert r.headers["access-control-allow-origin"] == "https://ok.example"
         r = c.get("/api/health", headers={"origin": "https://evil.example"})
         assert "access-control-allow-origin" not in r.headers
+        # the trace route too (served by FastAPI's stack, with the CORS middleware, then)
+        body = {"scenario": "conv-dense"}
+        r = c.post("/api/trace", json=body, headers={"origin": "https://ok.example"})
+        assert r.status_code == 200
+        assert r.headers["access-control-allow-origin"] == "https://ok.example"
+        assert_secure_but_cors(r)
+
+
+def assert_secure_but_cors(r) -> None:
+    for name, value in EXPECTED.items():
+        assert r.headers.get(name) == value, name
 
 
 def test_cors_from_env(monkeypatch):

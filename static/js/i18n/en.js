@@ -39,6 +39,8 @@ export default {
   "layer.conv": "conv {k}, {n} filters",
   "layer.maxpool": "max-pool {k}",
   "layer.avgpool": "avg-pool {k}",
+  "layer.convShort": "conv {k}",
+  "layer.denseShort": "dense",
   "layer.flatten": "flatten",
   "layer.dense": "dense, {n} units",
 
@@ -80,6 +82,8 @@ export default {
   "detail.outChannel": "Output channel (filter)",
   "detail.position": "position {i} / {n}",
   "detail.positionAria": "Position of the focus (keys [ and ])",
+  "detail.wide": "Wider than the screen: swipe sideways (or Tab here and use the arrow keys) to see all of it →",
+  "detail.wideAria": "The step's maps, wider than the screen: the arrow keys scroll sideways",
   "detail.pauseSweep": "Pause",
   "detail.pauseSweepAria": "Pause the animation of this step",
   "detail.replaySweep": "Replay",

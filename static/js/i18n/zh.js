@@ -39,6 +39,8 @@ export default {
   "layer.conv": "卷积 {k}，{n} 个滤波器",
   "layer.maxpool": "最大池化 {k}",
   "layer.avgpool": "平均池化 {k}",
+  "layer.convShort": "卷积 {k}",
+  "layer.denseShort": "全连接",
   "layer.flatten": "展平",
   "layer.dense": "全连接，{n} 个单元",
 
@@ -80,6 +82,8 @@ export default {
   "detail.outChannel": "输出通道（滤波器）",
   "detail.position": "位置 {i} / {n}",
   "detail.positionAria": "焦点位置（[ 和 ] 键）",
+  "detail.wide": "比屏幕宽：左右滑动（或用 Tab 键移到这里再按方向键）查看全部 →",
+  "detail.wideAria": "这一步的图比屏幕宽：方向键左右滚动",
   "detail.pauseSweep": "暂停",
   "detail.pauseSweepAria": "暂停这一步的动画",
   "detail.replaySweep": "重播",

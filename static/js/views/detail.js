@@ -54,6 +54,13 @@ export class DetailView {
       this.stageSize = null;
       this.resize();
     }).observe(this.stage);
+    // A phone lays the page out in one column: the stage is as tall as what the step draws (no
+    // blank box under it) and, when a step's maps need more width than the screen, it scrolls
+    // sideways (said under it; the stage is a tab stop whose arrow keys scroll it).
+    this.narrow = window.matchMedia ? window.matchMedia("(max-width: 600px)") : { matches: false };
+    this.stage.addEventListener("keydown", (e) => {
+      if (e.target === this.stage && ["ArrowLeft", "ArrowRight", "Home", "End"].includes(e.key)) e.stopPropagation();
+    });
   }
 
   build() {
@@ -71,7 +78,9 @@ export class DetailView {
     this.notesEl = h("p", "detail-notes", { id: "detail-notes" });
     this.colorsEl = h("p", "detail-colors", { id: "detail-colors" });
     this.cellEl = h("p", "detail-colors", { id: "detail-cell", "aria-live": "polite" });
-    this.root.append(head, this.controls, this.stage, this.colorsEl, this.cellEl, this.formulaEl, this.notesEl);
+    this.wideEl = h("p", "detail-wide-hint", { id: "detail-wide-hint" });
+    this.wideEl.hidden = true;
+    this.root.append(head, this.controls, this.stage, this.wideEl, this.colorsEl, this.cellEl, this.formulaEl, this.notesEl);
     this.canvas.addEventListener("click", (e) => this.click(e));
     this.canvas.addEventListener("mousemove", (e) => this.hover(e));
     this.reduced = window.matchMedia ? window.matchMedia("(prefers-reduced-motion: reduce)") : { matches: false };
@@ -148,13 +157,27 @@ export class DetailView {
     this.canvas.setAttribute("aria-label", this.title.textContent);
     this.sizeCanvas();
     const factory = ANIMATORS[step.kind];
-    this.anim = factory(this.ui(), { trace, step, spec, layer: step.entry || trace.layers[step.layer] });
+    const make = () => factory(this.ui(), { trace, step, spec, layer: step.entry || trace.layers[step.layer] });
+    this.anim = make();
+    // Phone: a canvas as wide as the step's maps need (the layout's minimum widths), scrolled
+    // sideways in the stage; laid out again until it fits (two passes at most in practice).
+    for (let pass = 0; this.phone && pass < 3; pass++) {
+      const need = this.contentWidth();
+      if (need <= this.cssW + 1) break;
+      this.sizeCanvas(need);
+      this.controls.replaceChildren(); // the animator adds its pickers again
+      this.anim = make();
+    }
+    // still a little short: a wider canvas, the same layout
+    if (this.phone && this.contentWidth(true) > this.cssW + 1) this.sizeCanvas(this.contentWidth(true));
+    this.markWide();
     // How many drawn maps are too big to print their numbers (0 for every worked example).
     const grids = (this.anim.grids ? this.anim.grids() : []).filter((g) => g && !g.empty);
     this.root.dataset.unnumbered = String(grids.filter((g) => !g.numbers).length);
     this.addSweepControls();
     this.cellEl.textContent = "";
     this.colorsDone = false;
+    this.fitted = false;
     this.restart();
     this.announce();
   }
@@ -264,11 +287,87 @@ export class DetailView {
     this.controls.append(this.sweepWrap);
   }
 
-  sizeCanvas() {
+  /**
+   * The width what the step draws needs: its maps (at least 120 px each, room for their labels)
+   * with 8 px on either side; `right`: up to the right edge as laid out now.
+   */
+  contentWidth(right = false) {
+    let lo = Infinity;
+    let hi = 0;
+    for (const g of this.anim.grids ? this.anim.grids() : []) {
+      if (!g || !g.width) continue;
+      lo = Math.min(lo, g.x);
+      hi = Math.max(hi, g.x + Math.max(g.width, 120));
+    }
+    if (!hi) return 0;
+    return Math.ceil(right ? hi + 8 : hi - lo + 16);
+  }
+
+  /** Whether the stage scrolls sideways (phone, a step wider than the screen): say so under it. */
+  markWide() {
+    const wide = this.phone && this.cssW > this.stageSize.w + 1;
+    this.stage.classList.toggle("wide", wide);
+    this.root.dataset.wide = String(wide);
+    this.wideEl.hidden = !wide;
+    this.wideEl.textContent = wide ? t("detail.wide") : "";
+    if (wide) {
+      this.stage.tabIndex = 0;
+      this.stage.setAttribute("role", "region");
+      this.stage.setAttribute("aria-label", t("detail.wideAria"));
+    } else {
+      this.stage.removeAttribute("tabindex");
+      this.stage.removeAttribute("role");
+      this.stage.removeAttribute("aria-label");
+    }
+  }
+
+  /**
+   * Phone: once the first frame is drawn, the canvas is cut to the height it used (the lowest
+   * painted row), so no blank box sits between the maps and the formula. One read of the
+   * canvas per step shown, on phones only.
+   */
+  fitHeight() {
     const dpr = window.devicePixelRatio || 1;
+    const { height } = this.canvas;
+    // a copy of every 3rd column (nearest, not smoothed) into a small canvas made for reading
+    const width = Math.ceil(this.canvas.width / 3);
+    if (!this.probe) {
+      this.probe = document.createElement("canvas");
+      this.probeG = this.probe.getContext("2d", { willReadFrequently: true });
+    }
+    this.probe.width = width;
+    this.probe.height = height;
+    this.probeG.imageSmoothingEnabled = false;
+    this.probeG.drawImage(this.canvas, 0, 0, width, height);
+    const data = this.probeG.getImageData(0, 0, width, height).data;
+    let last = -1;
+    for (let y = height - 1; y >= 0 && last < 0; y--) {
+      const row = y * width * 4;
+      for (let x = 3; x < width * 4; x += 4) {
+        if (data[row + x] !== 0) {
+          last = y;
+          break;
+        }
+      }
+    }
+    const h = Math.max(120, Math.ceil((last + 1) / dpr) + 12);
+    if (h >= this.cssH - 4) return false;
+    this.cssH = h;
+    this.canvas.height = Math.floor(h * dpr);
+    this.canvas.style.height = h + "px";
+    this.g.setTransform(dpr, 0, 0, dpr, 0, 0);
+    return true;
+  }
+
+  sizeCanvas(width) {
+    const dpr = window.devicePixelRatio || 1;
+    this.phone = Boolean(this.narrow && this.narrow.matches);
+    this.stage.classList.toggle("fit", this.phone);
     if (!this.stageSize) this.stageSize = { w: this.stage.clientWidth, h: this.stage.clientHeight };
-    this.cssW = Math.max(320, this.stageSize.w);
-    this.cssH = Math.max(200, this.stageSize.h);
+    this.cssW = Math.max(320, width || this.stageSize.w);
+    // on a phone the animator lays out in the height a stage had before (min(62vh, 460 px)), then
+    // fitHeight() cuts off what it left blank
+    this.cssH = this.phone ? Math.max(200, Math.min(460, Math.round(window.innerHeight * 0.62))) : Math.max(200, this.stageSize.h);
     this.canvas.width = Math.floor(this.cssW * dpr);
     this.canvas.height = Math.floor(this.cssH * dpr);
     this.canvas.style.width = this.cssW + "px";
@@ -281,7 +380,13 @@ export class DetailView {
     if (!this.anim) return;
     const w = Math.max(320, this.stage.clientWidth);
     const hgt = Math.max(200, this.stage.clientHeight);
-    if (Math.abs(w - this.cssW) > 2 || Math.abs(hgt - this.cssH) > 2) this.mount();
+    const phone = Boolean(this.narrow && this.narrow.matches);
+    // a phone's stage takes the canvas's height (and may scroll sideways): only its width counts
+    if (phone && this.phone) {
+      if (Math.abs(w - Math.max(320, this.stageSize ? this.stageSize.w : 0)) > 2) this.mount();
+      return;
+    }
+    if (phone !== this.phone || Math.abs(w - this.cssW) > 2 || Math.abs(hgt - this.cssH) > 2) this.mount();
   }
 
   setSpeed(speed) {
@@ -360,6 +465,10 @@ export class DetailView {
         this.posText.textContent = t("detail.position", { i: ip + 1, n });
       }
       this.anim.draw(ip, revealed);
+      if (this.phone && !this.fitted) {
+        this.fitted = true;
+        if (this.fitHeight()) this.anim.draw(ip, revealed);
+      }
       this.lastPos = ip;
       this.lastRevealed = revealed;
       if (!this.colorsDone) {

@@ -7,7 +7,7 @@ import { t } from "../i18n.js";
 import { legendCanvas } from "../math/colors.js";
 import { finiteRange, flat, toMaps } from "../math/tensor.js";
 import { asMaps } from "../animators/common.js";
-import { paintMap } from "./heatmap.js";
+import { FONT, paintMap } from "./heatmap.js";
 
 function el(tag, cls, text) {
   const e = document.createElement(tag);
@@ -30,6 +30,68 @@ export function layerName(spec) {
   if (spec.type === "concat") return t("layer.concat", { n: spec.branches.length });
   return t(spec.units === 1 ? "layer.denseOne" : "layer.dense", { n: spec.units }) + act;
 }
+
+/**
+ * The name in a column's head: the full name when it wraps into two lines of `width` pixels
+ * without a word wider than the column, else the short one ("conv 5×5 · relu": the filters or
+ * units are the shape printed under it). Returns {text, lines}. Measured with a canvas (no layout).
+ */
+function headName(spec, width) {
+  const full = layerName(spec);
+  const fits = (text, maxLines) => {
+    const lines = wrapLines(text, width, HEAD_FONT);
+    return lines <= maxLines ? lines : 0;
+  };
+  const lines = fits(full, 2);
+  if (lines) return { text: full, lines };
+  const k = spec && spec.kernel_size ? spec.kernel_size.join("×") : "";
+  const act = spec && spec.activation && spec.activation !== "identity" ? ` · ${spec.activation}` : "";
+  const short = !spec ? full : spec.type === "conv2d" ? t("layer.convShort", { k }) + act
+    : spec.type === "dense" ? t("layer.denseShort") + act : full;
+  return { text: short, lines: Math.max(1, wrapLines(short, width, HEAD_FONT)) };
+}
+
+const HEAD_FONT = `600 12px ${FONT}`;
+const NUMS_FONT = `10px ${FONT}`;
+let measurer = null;
+
+function textWidth(text, font) {
+  if (!measurer) measurer = document.createElement("canvas").getContext("2d");
+  measurer.font = font;
+  return measurer.measureText(text).width;
+}
+
+/**
+ * How many lines `text` takes when wrapped at spaces into `width` px (CJK anywhere); Infinity when
+ * a word is wider than the width (it would be cut). The canvas measures text without a layout.
+ */
+function wrapLines(text, width, font) {
+  if (!measurer) measurer = document.createElement("canvas").getContext("2d");
+  measurer.font = font;
+  const w = (s) => measurer.measureText(s).width;
+  const space = w(" ");
+  let lines = 1;
+  let x = 0;
+  for (const word of text.split(" ")) {
+    const ww = w(word);
+    if (ww > width && !/[\u3000-\u9fff\uff00-\uffef]/.test(word)) return Infinity;
+    if (x === 0) x = ww;
+    else if (x + space + ww <= width) x += space + ww;
+    else {
+      lines += 1;
+      x = ww;
+    }
+    while (x > width) { // a CJK run wider than the column breaks between characters
+      lines += 1;
+      x -= width;
+    }
+  }
+  return lines;
+}
+
+// Heights (CSS px) of a column's parts, as app.css sets them: line heights, gaps, paddings. The
+// maps get what is left of the overview's height, so nothing is cut at the bottom.
+const ROW = { name: 15, shape: 14, kind: 12, nums: 12, gaps: 4 + 4 + 1, pad: 4 + 6 + 2 };
 
 const SVG = "http://www.w3.org/2000/svg";
 
@@ -119,10 +181,19 @@ export class Overview {
     const L = trace.layers.length;
     // measured empty, as the columns are laid out into it (no scrollbar yet)
     if (!this.size) this.size = { w: this.root.clientWidth, h: this.root.clientHeight };
-    const mapsH = Math.max(60, this.size.h - 66);
-    // Every column fits the width when it can (a projector at 1024 px shows the last column too);
-    // on a phone the overview scrolls sideways inside its own box.
-    this.colMax = Math.max(56, Math.min(CONFIG.overview.colMax, Math.floor(this.size.w / (L + 1)) - 18));
+    // Every column has the same width and every column fits the width (a projector at 1024 px
+    // shows the last one too). On a phone the columns wrap into rows, read top to bottom, and
+    // the maps get a fixed height (the overview is as tall as its rows, nothing scrolls in it).
+    const wrap = Boolean(window.matchMedia && window.matchMedia("(max-width: 600px)").matches);
+    const gap = 8;
+    const perRow = wrap ? Math.max(2, Math.floor((this.size.w + gap) / (92 + gap))) : L + 1;
+    this.colMax = wrap ? Math.floor((this.size.w + gap) / perRow) - gap - 12
+      : Math.max(56, Math.min(CONFIG.overview.colMax, Math.floor((this.size.w + gap) / (L + 1)) - gap - 12));
+    this.root.style.setProperty("--ov-col-w", `${this.colMax + 12}px`);
+    this.root.classList.toggle("wrapped", wrap);
+    const cols = [];
+    let nameLines = 1;
+    let numsLines = 1;
     for (let k = 0; k <= L; k++) {
       const spec = k ? trace.network.layers[k - 1] : null;
       const shape = k ? spec.output_shape : trace.network.input_shape;
@@ -137,7 +208,9 @@ export class Overview {
       col.classList.toggle("grad", grad);
       const head = el("button", "ov-head");
       head.type = "button";
-      head.append(el("span", "ov-name", layerName(spec)), el("span", "ov-shape", shapeText(shape)));
+      const name = headName(spec, this.colMax);
+      nameLines = Math.max(nameLines, name.lines);
+      head.append(el("span", "ov-name", name.text), el("span", "ov-shape", shapeText(shape)));
       head.title = layerName(spec);
       head.setAttribute("aria-label", t("overview.columnAria", { name: layerName(spec), shape: shapeText(shape) }));
       head.addEventListener("click", () => this.onPick(k));
@@ -153,8 +226,20 @@ export class Overview {
       // one walk over the tensor for both: its finite range, and max |v| from it
       const range = vals ? finiteRange(vals) : null;
       const m = range && range.lo <= range.hi ? Math.max(Math.abs(range.lo), Math.abs(range.hi)) : 0;
-      col.append(this.legend(vals, range, m, grad ? "∂C/∂a" : showZ ? "z" : "a", k));
-      col.append(this.maps(vals, m, mapsH, grad ? t("overview.grad") : t("overview.act"), k));
+      const legend = this.legend(vals, range, m, grad ? "∂C/∂a" : showZ ? "z" : "a", k);
+      numsLines = Math.max(numsLines, Math.min(2, wrapLines(legend.dataset.nums || "", this.colMax - 4, NUMS_FONT)));
+      col.append(legend);
+      cols.push({ col, vals, m, grad, k });
+    }
+    // Every column's name and legend take the same room, so the maps start at one height.
+    this.root.style.setProperty("--ov-name-h", `${nameLines * ROW.name}px`);
+    this.root.style.setProperty("--ov-nums-h", `${numsLines * ROW.nums}px`);
+    const headH = ROW.pad + nameLines * ROW.name + ROW.shape + ROW.kind + numsLines * ROW.nums + ROW.gaps + 4;
+    const mapsH = wrap ? 132 : Math.max(40, this.size.h - headH);
+    for (const { col, vals, m, grad, k } of cols) {
+      // a block's diagram takes room of its own
+      const h = col.classList.contains("ov-block-col") ? Math.max(30, mapsH - 56) : mapsH;
+      col.append(this.maps(vals, m, h, grad ? t("overview.grad") : t("overview.act"), k));
       this.root.append(col);
     }
     this.strip(trace, step);
@@ -235,18 +320,28 @@ export class Overview {
     const nums = el("div", "ov-legend-nums");
     if (vals && !(m > 0)) {
       const s = el("span", "ov-legend-zero", t("legend.allZero"));
+      box.dataset.nums = s.textContent;
       s.title = t("legend.allZeroTitle", { m: "1e-308" });
       nums.append(s);
       c.style.visibility = "hidden";
     } else if (vals) {
       const { lo, hi } = range;
-      for (const v of [-m, m]) nums.append(el("span", "", (v > 0 ? "+" : "") + fmt(v, 2)));
+      // −m and +m under the bar's ends; a column too narrow for both on one line prints ±m once
+      // (the same number: the scale is symmetric)
+      const ends = [-m, m].map((v) => (v > 0 ? "+" : "") + fmt(v, 2));
+      const room = Math.min(84, this.colMax - textWidth(kind, `italic ${NUMS_FONT}`) - 3) - 6;
+      const both = wrapLines(ends.join(" "), room, NUMS_FONT) === 1;
+      for (const text of both ? ends : [`±${fmt(m, 2)}`]) nums.append(el("span", "", text));
+      nums.classList.toggle("sym", !both);
+      box.dataset.nums = [...nums.children].map((e) => e.textContent).join(" ");
       box.title = t("legend.range", { lo: full(lo), hi: full(hi), m: full(m) });
       box.setAttribute("aria-label", `${kind}: ${t("legend.range", { lo: fmt(lo, 3), hi: fmt(hi, 3), m: fmt(m, 3) })}`);
       box.dataset.min = String(lo);
       box.dataset.max = String(hi);
     }
-    box.append(el("span", "ov-kind", kind), c, nums);
+    const top = el("div", "ov-legend-top");
+    top.append(el("span", "ov-kind", kind), c);
+    box.append(top, nums);
     return box;
   }
 

@@ -139,12 +139,19 @@ def _learned(model: Network, given: Any, s: Settings) -> Network:
                 for k, ref in own.items()
             }
         )
-    # the model's layers (cached, read-only) keep their own parameters: a block's setter
-    # writes into its inner layers, so a block is copied whole, a plain layer shallowly
-    layers = [copy.deepcopy(la) if isinstance(la, Block) else copy.copy(la) for la in model.layers]
+    net = _with_params(model, params)
+    net.own_params = model.params  # what `"updated_params_as": "changes"` are changes to
+    return net
+
+
+def _with_params(net: Network, params: list[dict[str, np.ndarray]]) -> Network:
+    """`net` with other parameters, its own left as they are (a cached model's are read-only),
+    without copying them first: a plain layer is copied shallowly, a block (whose setter
+    writes into its inner layers) whole."""
+    layers = [copy.deepcopy(la) if isinstance(la, Block) else copy.copy(la) for la in net.layers]
     for layer, p in zip(layers, params, strict=True):
         layer.params = p
-    return Network(model.spec, layers)
+    return Network(net.spec, layers)
 
 
 def _limits(req: TraceRequest, s: Settings) -> None:
@@ -255,8 +262,13 @@ def _start(net: Network, x: np.ndarray, target: Any) -> tuple[float, np.ndarray,
 def _step(
     net: Network, grads: list[dict], x: np.ndarray, target: Any, lr: float
 ) -> tuple[Network, Any]:
-    """One SGD step with `grads`; the new network and its trace on the same sample."""
-    net2 = net.sgd_step(grads, lr)
+    """One SGD step with `grads`; the new network and its trace on the same sample. The step
+    is `Network.sgd_step`'s, p - lr * dC/dp, without its deep copy of the parameters it then
+    replaces."""
+    net2 = _with_params(
+        net,
+        [{k: v - lr * g[k] for k, v in p.items()} for p, g in zip(net.params, grads, strict=True)],
+    )
     if not all(np.isfinite(v).all() for p in net2.params for v in p.values()):
         raise ApiError(("body", "learning_rate"), OVERFLOW, "overflow")
     tr2 = _trace(net2, x, target)
@@ -265,14 +277,15 @@ def _step(
     return net2, tr2
 
 
-def _updated(req: TraceRequest, net2: Network, s: Settings) -> list[dict[str, Any]]:
-    """`updated_params` as the request asks: every value, or the changes to the model's own."""
+def _updated(req: TraceRequest, net: Network, net2: Network) -> list[dict[str, Any]]:
+    """`updated_params` (of `net2`, one step from `net`) as the request asks: every value, or
+    the changes to the model's own parameters (`net`'s when it is the model itself)."""
     if req.updated_params_as != "changes":
         return net2.params
-    own, _ = load_model(s, req.model, ("body", "model"))
+    own = getattr(net, "own_params", None) or net.params
     return [
         {k: changes_fragment(v, o[k]) for k, v in p.items()}
-        for p, o in zip(net2.params, own.params, strict=True)
+        for p, o in zip(net2.params, own, strict=True)
     ]
 
 
@@ -288,7 +301,7 @@ def trace_json(req: TraceRequest, s: Settings) -> bytes:
             grads = [rec.grads() for rec in tr.records]
             net2, tr2 = _step(net, grads, x, target, req.learning_rate)
             if "updated_params" in sel.include:
-                out["updated_params"] = _updated(req, net2, s)
+                out["updated_params"] = _updated(req, net, net2)
             out["loss_after"] = tr2.loss
     if image is not None:
         out["input"] = image
@@ -319,7 +332,7 @@ def learn_json(req: TraceRequest, s: Settings) -> bytes:
         out["prediction_before"] = int(np.argmax(output))
         out["prediction_after"] = tr2.prediction
     if "updated_params" in sel.include:
-        out["updated_params"] = _updated(req, net2, s)
+        out["updated_params"] = _updated(req, net, net2)
     out["trace"] = orjson.Fragment(dumps_trace(after, req.encoding))
     if image is not None:
         out["input"] = image

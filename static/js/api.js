@@ -138,7 +138,7 @@ export function nest(values, shape) {
 }
 
 function isEncoded(v) {
-  return v !== null && typeof v === "object" && !Array.isArray(v) && typeof v.data === "string" && Array.isArray(v.shape) && typeof v.dtype === "string";
+  return v !== null && typeof v === "object" && !Array.isArray(v) && typeof v.data === "string" && Array.isArray(v.shape) && typeof v.dtype === "string" && !("changed" in v);
 }
 
 // Decoded values of an encoded array, kept beside it (never on it: the encoded object may be sent
@@ -312,6 +312,34 @@ export function encodeArray(nested) {
   let bin = "";
   for (let i = 0; i < bytes.length; i += 0x8000) bin += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
   return { dtype: "float64", shape, data: btoa(bin) };
+}
+
+/**
+ * Learned parameters answered as changes to a bundled model's own (`updated_params_as:
+ * "changes"`: per array {dtype, shape, changed: base64 bitmask, data: base64 of the changed
+ * values}) as decodeLazy would give them in full: `own` (the model's, from paramsOf) with the
+ * changed values put in. Copies only: the float64 values are exactly the server's. The wire
+ * form itself is what the next request sends back.
+ */
+export function paramsFromChanges(wire, own) {
+  return wire.map((p, i) => {
+    const out = {};
+    for (const [k, ch] of Object.entries(p || {})) {
+      const values = flatValues(own[i], k).slice();
+      const bits = bytesOf(ch.changed);
+      const b = bytesOf(ch.data);
+      const vals = new Float64Array(b.byteOffset % 8 === 0 ? b.buffer : b.slice().buffer, 0, b.length / 8);
+      let j = 0;
+      for (let byte = 0; byte < bits.length; byte++) {
+        for (let m = bits[byte], at = byte * 8; m; m >>= 1, at++) if (m & 1) values[at] = vals[j++];
+      }
+      if (j !== vals.length) throw new Error(`updated_params[${i}].${k}: ${vals.length} values for ${j} changes`);
+      const enc = { dtype: "float64", shape: ch.shape, data: "" }; // never sent: decoded already
+      decoded.set(enc, values);
+      out[k] = enc;
+    }
+    return decodeLazy(out);
+  });
 }
 
 const modelParams = new Map();

@@ -2,7 +2,7 @@
 // and the in-place editor of a worked example's values. The step's new parameters become the
 // state's parameters, so every later trace uses them.
 
-import { LEAN, api, completeTrace, decodeLazy, gzipAhead } from "./api.js";
+import { LEAN, api, completeTrace, decodeLazy, gzipAhead, paramsFromChanges, paramsOf } from "./api.js";
 import { CONFIG } from "./config.js";
 import { t } from "./i18n.js";
 import { copyValues, hasParams, lazySelection, lazyTrace, shownLayer, showScenarioNote, suggestRate, traceBody } from "./session.js";
@@ -76,10 +76,11 @@ export async function loadScenario(id, edits) {
 
 /**
  * The POST /api/learn body for a trace body and a learning rate: the new trace as the page asks
- * for traces (on the digit model: no weight gradient but the one of the step in view).
+ * for traces (on the digit model: no weight gradient but the one of the step in view, and the
+ * learned weights as their changes to the model's own: a step moves about a sixth of them).
  */
 function learnBody(body, lr, shown, model) {
-  const lazy = model ? lazySelection(shown) : {};
+  const lazy = model ? { ...lazySelection(shown), updated_params_as: "changes" } : {};
   return { ...body, learning_rate: lr, ...LEAN, include: [...LEAN.include, "updated_params"], ...lazy };
 }
 
@@ -116,15 +117,16 @@ export async function applyStep() {
   learningChanged();
   try {
     const shown = shownLayer(s);
-    const r = await api.learn(learnBody(body, s.lr, shown, s.source.kind === "model"));
+    const model = s.source.kind === "model";
+    const r = await api.learn(learnBody(body, s.lr, shown, model));
     performance.mark("learn:answer");
     // nested arrays only where a view reads them (the learn card reads the flat values)
-    const updated = decodeLazy(r.updated_params);
+    const updated = model ? paramsFromChanges(r.updated_params, await paramsOf(body.model)) : decodeLazy(r.updated_params);
     const trace = completeTrace(r.trace, body.input, updated);
-    if (s.source.kind === "model") {
+    if (model) {
       // another layer's weight gradient comes when a step of it is opened, with these weights
       const target = Array.from(trace.target).indexOf(1);
-      const next = { network: trace.network, params: r.updated_params, input: body.input, target };
+      const next = { model: body.model, params: r.updated_params, input: body.input, target };
       lazyTrace(trace, next, shown);
     }
     // the trace the page shows is the one before the step (same input, target and parameters)

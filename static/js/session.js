@@ -30,8 +30,8 @@ export function traceBody(s, image = null) {
   }
   if (!s.input && !image) return null;
   const common = { ...(image ? { image } : { input: s.input }), target: s.target ?? "predicted" };
-  // learned weights travel as the exact base64 the last step's answer gave (gzipped on the way up)
-  return s.params ? { network: s.spec, params: wireParams(s), ...common } : { model: s.source.id, ...common };
+  // learned weights travel as the last step's answer gave them (exact changes to the model's own)
+  return s.params ? { model: s.source.id, params: wireParams(s), ...common } : { model: s.source.id, ...common };
 }
 
 /**
@@ -46,7 +46,7 @@ export async function fetchTrace(s, body, signal) {
   const lazy = s.source.kind === "model" ? lazySelection(shown) : {};
   const [lean, params] = await Promise.all([
     api.trace({ ...body, ...LEAN, include, ...lazy }, signal),
-    body.model !== undefined ? paramsOf(body.model) : null,
+    body.model !== undefined && !body.params ? paramsOf(body.model) : null,
   ]);
   const trace = completeTrace(lean, body.input, params || paramsSent(s, body));
   if (s.source.kind === "model") lazyTrace(trace, concreteBody(body, trace), shown);

@@ -151,7 +151,8 @@ def test_three_steps_lower_the_loss_and_the_target_wins(page, server, screenshot
     # Reset: back to the bundled weights (a {"model": …} trace again).
     with page.expect_request(lambda r: r.url.endswith("/api/trace")) as req:
         page.locator("#learn-reset").click()
-    assert req.value.post_data_json.get("model") == "digits"
+    reset = req.value.post_data_json
+    assert reset.get("model") == "digits" and "params" not in reset
     wait_traced(page)
     assert page.locator("#probs").get_attribute("data-prediction") == "1"
     assert not page.messages.problems(), page.messages.problems()
@@ -185,10 +186,13 @@ def test_after_a_step_other_layers_come_with_the_learned_weights(page, server):
     fetch = post_json(sent[0])
     assert fetch["params"] == learn["updated_params"] and fetch["layers"] == [1, 2, 3, 4, 5, 6]
     assert fetch["input"] == body["input"] and fetch["target"] == 7
+    # the learned weights travel as their changes to the model's own, sent back as received
+    assert body["updated_params_as"] == "changes" and fetch["model"] == "digits"
+    assert all("changed" in a for p in learn["updated_params"] for a in p.values())
     fresh = httpx.post(
         server + "/api/trace",
         json={
-            "network": learn["trace"]["network"],
+            "model": "digits",
             "params": learn["updated_params"],
             "input": body["input"],
             "target": 7,

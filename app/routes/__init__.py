@@ -181,7 +181,8 @@ class FastJSONPost:
     the response class) and our middleware layers cost ~0.4-0.5 ms of event-loop CPU per
     request in a real worker, where the trace itself needs only: the body read once, parsed
     with orjson, validated with the same pydantic model (`model_validate`), the work in the
-    compute thread, and one response message (docs/api.md, Performance).
+    compute thread, and one response message (docs/api.md, Performance). With `model` None
+    the service gets the raw body and parses and checks it itself (POST /api/predict).
 
     Same behaviour as the route it stands in for (the route stays registered: OpenAPI, and the
     fallback): the body is served here only with `Content-Type: application/json`, a
@@ -195,7 +196,9 @@ class FastJSONPost:
     thread right after the body is built (the middleware compresses it in a worker thread).
     """
 
-    def __init__(self, model: type[BaseModel], fn: Callable[[Any, Settings], bytes], s: Settings):
+    def __init__(
+        self, model: type[BaseModel] | None, fn: Callable[[Any, Settings], bytes], s: Settings
+    ):
         self.model, self.fn, self.settings = model, fn, s
         self.max_bytes = s.max_body_bytes
         self.gzip_level, self.gzip_min = s.gzip_level, s.gzip_minimum_size
@@ -235,7 +238,7 @@ class FastJSONPost:
                 chunks.append(message.get("body", b""))
             raw = b"".join(chunks)
         try:
-            req = self.model.model_validate(orjson.loads(raw))
+            req = raw if self.model is None else self.model.model_validate(orjson.loads(raw))
         except (orjson.JSONDecodeError, ValidationError):
             # FastAPI's own errors (json_invalid, missing, ...) with its `loc`s
             await fallback(scope, replaying(raw, receive), send)

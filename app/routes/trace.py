@@ -35,11 +35,14 @@ def fill_examples(schema: dict[str, Any], settings: Settings) -> None:
 
 
 def fast_routes(s: Settings) -> dict[str, FastJSONPost]:
-    """The routes below, served without FastAPI's request machinery when the request is a
-    plain JSON one (`FastJSONPost`; the same model, service and answers)."""
+    """The routes below and POST /api/predict, served without FastAPI's request machinery
+    when the request is a plain JSON one (`FastJSONPost`; the same model, service and
+    answers)."""
     return {
         "/api/trace": FastJSONPost(TraceRequest, services.trace_json, s),
         "/api/learn": FastJSONPost(LearnRequest, services.learn_json, s),
+        # POST /api/predict's JSON drawings (routes/predict.py: the service parses the body)
+        "/api/predict": FastJSONPost(None, services.predict_json, s),
     }
 
 

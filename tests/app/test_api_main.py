@@ -65,7 +65,7 @@ def _pair():
     fast = main.create_app(Settings())
     slow = main.create_app(Settings())
     slow.state.fast = {}
-    assert set(fast.state.fast) == {"/api/trace", "/api/learn"}
+    assert set(fast.state.fast) == {"/api/trace", "/api/learn", "/api/predict"}
     return TestClient(fast), TestClient(slow)
 
 
@@ -118,6 +118,22 @@ def test_fast_path_answers_equal_fastapis():
             "/api/trace",
             {"content": b"[" + b"0," * (3 << 20) + b"0]"},
             {"content-type": "application/json"},
+        ),
+    ]
+    drawing = [[0.0] * 40 for _ in range(30)]
+    drawing[10][12:20] = [1.0] * 8
+    cases += [
+        ("/api/predict", {"json": {"image": drawing}}, {}),
+        ("/api/predict", {"json": {"image": drawing}}, {"accept-encoding": "identity"}),
+        ("/api/predict", {"json": {"image": [[0.0]]}}, {}),
+        ("/api/predict", {"json": {"image": drawing, "model": "nope"}}, {}),
+        ("/api/predict", {"content": b'{"image": [[NaN]]}'}, {"content-type": "application/json"}),
+        ("/api/predict", {"content": b"{"}, {"content-type": "application/json"}),
+        ("/api/predict", {"content": b""}, {"content-type": "application/json"}),
+        (
+            "/api/predict",
+            {"content": orjson.dumps({"image": drawing})},
+            {"content-type": "text/plain"},
         ),
     ]
     for path, kw, headers in cases:

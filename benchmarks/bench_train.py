@@ -1,8 +1,9 @@
-"""Training throughput: cnncore vs PyTorch CPU, float32, LeNet and the digit network, 1 and 2
-threads, side by side in one run.
+"""Training throughput: cnncore vs PyTorch CPU, float32, LeNet, the digit network and the bundled
+model's 32/32 network, 1 and 2 threads, side by side in one run.
 
     .venv/bin/python benchmarks/bench_train.py [--images 3200] [--batch-size 64] [--rounds 3]
     .venv/bin/python benchmarks/bench_train.py --threads 1     # one thread count only
+    .venv/bin/python benchmarks/bench_train.py --networks digits lenet   # some networks only
 
 Both train the same spec from the same initial weights on the same real MNIST training digits
 in the same order: float32, Adam, batch 64, no augmentation (augmentation is the same SciPy
@@ -43,7 +44,7 @@ def _worker(args: argparse.Namespace) -> dict:
     from cnncore import Network, data
     from cnncore.memory import keep_freed_memory
     from cnncore.optim import Adam
-    from cnncore.train import DIGITS_SPEC, LENET_SPEC
+    from cnncore.train import BUNDLED_SPEC, DIGITS_SPEC, LENET_SPEC, forward_for_training
 
     keep_freed_memory()  # as `cnnviz train` does
     torch.set_num_threads(args.threads)
@@ -55,15 +56,16 @@ def _worker(args: argparse.Namespace) -> dict:
         for i in range(0, len(x), args.batch_size)
     ]
     out = {}
-    for name, spec in (("LeNet", LENET_SPEC), ("digit network", DIGITS_SPEC)):
+    for name, spec in _networks(BUNDLED_SPEC, DIGITS_SPEC, LENET_SPEC, args.networks):
         net = Network.from_spec(spec, seed=0)
         model = net.astype(np.float32)
         opt = Adam(model.params, lr=1e-3)
 
         def engine_block(model=model, opt=opt):
-            for xb, yb in batches:
-                _, grads = model.loss_and_grads(xb, yb)
-                opt.step(grads)
+            for xb, yb in batches:  # the step of `cnnviz train` (cnncore.train.train)
+                _, records = forward_for_training(model, xb)
+                model.backward(records, model.encode_target(yb, len(yb), np.float32), False)
+                opt.step([rec.grads() for rec in records])
 
         tnet = _torch_model(torch, net)
         topt = torch.optim.Adam(tnet.parameters(), lr=1e-3)
@@ -102,6 +104,14 @@ def _worker(args: argparse.Namespace) -> dict:
     return out
 
 
+NETWORKS = {"lenet": "LeNet", "digits": "digit network", "bundled": "32/32 network (bundled)"}
+
+
+def _networks(bundled: dict, digits: dict, lenet: dict, chosen: list[str]):
+    specs = {"lenet": lenet, "digits": digits, "bundled": bundled}
+    return [(NETWORKS[key], specs[key]) for key in chosen]
+
+
 def _torch_model(torch, net):
     from bench_engine import torch_modules
 
@@ -129,6 +139,8 @@ def _run_child(threads: int, args: argparse.Namespace) -> dict:
         str(args.batch_size),
         "--rounds",
         str(args.rounds),
+        "--networks",
+        *args.networks,
     ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
@@ -142,6 +154,14 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--rounds", type=int, default=3, help="alternating blocks per side")
     ap.add_argument("--threads", type=int, action="append", help="default: 1 and 2")
+    ap.add_argument(
+        "--networks",
+        nargs="+",
+        choices=list(NETWORKS),
+        default=list(NETWORKS),
+        help="LeNet, the digit network (16/32, issue 12's target) and the bundled model's "
+        "32/32 network (for information); default: all three",
+    )
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -162,7 +182,7 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|")
     for res in results:
         m = res["_meta"]
-        for name in ("LeNet", "digit network"):
+        for name in (NETWORKS[key] for key in args.networks):
             r = res[name]
             te, tt = statistics.median(r["engine"]), statistics.median(r["torch"])
             ratio, best = tt / te, min(r["torch"]) / min(r["engine"])

@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from .layers import Dense, Layer
+from .layers import Dense, Layer, Record
 from .memory import keep_freed_memory
-from .network import Network
+from .network import Network, _pool_after_relu
 from .optim import make_optimizer, schedule_lr
 
 # The digit network of issue 12's speed target (16/32 filters; benchmarks/bench_train.py).
@@ -227,6 +227,38 @@ def without_dropout(net: Network) -> Network:
     return Network(net.spec, [layer for layer in net.layers if not isinstance(layer, Dropout)])
 
 
+def forward_for_training(model: Network, x: np.ndarray) -> tuple[np.ndarray, list[Record]]:
+    """`model.forward(x)` for a training step, whose backward pass is
+    `model.backward(records, y, input_grad=False)`.
+
+    A relu layer followed by a max-pool (the digit network's conv -> pool pairs) skips its
+    relu: the pool takes the maxima of z and the relu is applied to the pooled output, 4x
+    smaller. relu is monotone, so relu(max z) = max relu(z); the window's first maximum is the
+    same cell wherever that maximum is > 0, and where it is <= 0 the training backward pass
+    (`_pool_relu_backward`) routes a gradient masked to +0.0, so every gradient is the same bit
+    for bit. That backward pass reads neither the relu layer's a (left None here) nor the
+    pool's input; everything else is `Layer.forward`.
+    """
+    records: list[Record] = []
+    a = x
+    layers = model.layers
+    i = 0
+    while i < len(layers):
+        layer = layers[i]
+        if i + 1 < len(layers) and _pool_after_relu(layer, layers[i + 1]):
+            z, cache = layer.op_forward(a)
+            records.append(Record(a_prev=a, z=z, a=None, cache=cache))
+            pooled, pool_cache = layers[i + 1].op_forward(z)
+            a = np.maximum(pooled, 0)
+            records.append(Record(a_prev=None, z=a, a=a, cache=pool_cache))
+            i += 2
+            continue
+        a, rec = layer.forward(a)
+        records.append(rec)
+        i += 1
+    return a, records
+
+
 def train(
     net: Network,
     x: np.ndarray,
@@ -300,7 +332,7 @@ def train(
                 if augmentation
                 else x[idx]
             )
-            a, records = model.forward(xb)
+            a, records = forward_for_training(model, xb)
             yb = model.encode_target(y[idx], len(idx), dtype=np.float32)
             loss = model.backward(records, yb, input_grad=False)
             opt.step([rec.grads() for rec in records])

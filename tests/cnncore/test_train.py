@@ -125,3 +125,41 @@ def test_dropout_matches_torch_in_train_mode_and_leaves_no_layer_behind(subset):
         for k in p:
             np.testing.assert_array_equal(p[k], q[k])
             assert not np.array_equal(p[k], r[k]) or k == "b"  # dropout changed the training
+
+
+@pytest.mark.parametrize("which", ["digits", "lenet", "overlapping"])
+def test_forward_for_training_gives_the_same_gradients_bit_for_bit(subset, which):
+    # The training forward skips the relu before a max-pool (relu(max z) = max relu(z)); the
+    # gradients must equal those of the plain forward + training backward exactly, also in
+    # windows whose maximum is negative or zero (ties at 0 after relu).
+    from cnncore.train import DIGITS_SPEC, LENET_SPEC, forward_for_training
+
+    spec = {"digits": DIGITS_SPEC, "lenet": LENET_SPEC}.get(which)
+    if spec is None:  # overlapping pool windows with padding: the general pool path
+        spec = {
+            **SMALL_SPEC,
+            "layers": [
+                {"type": "conv2d", "out_channels": 4, "kernel_size": 3, "activation": "relu"},
+                {"type": "maxpool2d", "kernel_size": 3, "stride": 2, "padding": 1},
+                {"type": "flatten"},
+                {"type": "dense", "units": 10, "activation": "softmax"},
+            ],
+        }
+    x, y = subset[0][:32], subset[1][:32]
+    model = Network.from_spec(spec, seed=3).astype(np.float32)
+    for layer in model.layers:  # negative biases: many windows with a maximum <= 0
+        if "b" in layer.params:
+            layer.params["b"] -= np.float32(0.2)
+    yb = model.encode_target(y, len(y), dtype=np.float32)
+    a_plain, rec_plain = model.forward(x)
+    loss_plain = model.backward(rec_plain, yb, input_grad=False)
+    a_fast, rec_fast = forward_for_training(model, x)
+    loss_fast = model.backward(rec_fast, yb, input_grad=False)
+    assert a_fast.tobytes() == a_plain.tobytes() and loss_fast == loss_plain
+    pooled = [
+        r.a for r, layer in zip(rec_fast, model.layers, strict=True) if layer.type == "maxpool2d"
+    ]
+    assert any((p <= 0).any() for p in pooled)
+    for plain, fast in zip(rec_plain, rec_fast, strict=True):
+        for key, g in plain.grads().items():
+            assert fast.grads()[key].tobytes() == g.tobytes(), key

@@ -135,8 +135,12 @@ CLICK_JS = """() => {
     && !$('learn-apply').disabled
     && $('loss-line').dataset.value === $('learn-loss').dataset.after;
   // where it went, from the page's own marks (learning.js): click -> learn:start (the click
-  // handler ran), -> learn:answer (request sent, answered, parsed), -> shown (state and views)
+  // handler ran), -> learn:answer (request sent, answered, parsed), -> shown (state and views);
+  // the request's Resource Timing splits the middle: -> requestStart (the body made and handed
+  // to the network), -> responseStart (sent up, the server's work), -> responseEnd (the answer
+  // down), -> learn:answer (inflated and parsed)
   const last = (name) => performance.getEntriesByName(name, 'mark').pop();
+  performance.setResourceTimingBufferSize(100000);
   window.__parts = [];
   new MutationObserver(() => {
     if (window.__click && shown()) {
@@ -145,7 +149,14 @@ CLICK_JS = """() => {
       const [s, a] = [last('learn:start'), last('learn:answer')];
       if (s && a && s.startTime >= window.__click) {
         const c = window.__click;
-        window.__parts.push([s.startTime - c, a.startTime - s.startTime, now - a.startTime]);
+        const part = [s.startTime - c, a.startTime - s.startTime, now - a.startTime];
+        const r = performance.getEntriesByType('resource')
+          .filter((e) => e.name.endsWith('/api/learn') && e.startTime >= s.startTime).pop();
+        if (r && r.requestStart > 0) {
+          part.push(r.requestStart - s.startTime, r.responseStart - r.requestStart,
+            r.responseEnd - r.responseStart, a.startTime - r.responseEnd);
+        }
+        window.__parts.push(part);
       }
       window.__click = 0;
     }
@@ -320,6 +331,12 @@ class Target:
         if parts and len(parts) == len(times):
             med = [statistics.median(p[i] for p in parts) for i in range(3)]
             where = " [click→handler {:.0f}, →answer parsed {:.0f}, →shown {:.0f}]".format(*med)
+            if all(len(p) == 7 for p in parts):  # the request's own times (Resource Timing)
+                req = [statistics.median(p[i] for p in parts) for i in range(3, 7)]
+                where += (
+                    " (request: body ready {:.0f}, sent + server {:.0f}, answer down {:.0f}, "
+                    "parsed {:.0f})".format(*req)
+                )
         self.res[key] = (
             f"{statistics.median(times):.0f} ms (min {min(times):.0f}, max {max(times):.0f})"
             f"{where}; "

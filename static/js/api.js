@@ -28,16 +28,17 @@ export function gzipAhead(body) {
   if (ahead && ahead.params === body.params && ahead.key === key) return;
   const text = JSON.stringify(body);
   if (text.length <= GZIP_ABOVE) return;
-  ahead = { params: body.params, key, bytes: gzip(text) };
-  ahead.bytes.catch(() => {
-    ahead = null;
-  });
+  const made = (ahead = { params: body.params, key, bytes: gzip(text), ready: null });
+  made.bytes.then(
+    (b) => (made.ready = b),
+    () => ahead === made && (ahead = null),
+  );
 }
 
-/** The gzipped bytes of `body` made ahead of time, or null. */
+/** The gzipped bytes of `body` made ahead of time ({bytes: promise, ready: bytes or null}), or null. */
 function gzippedAhead(body) {
   if (!ahead || body === null || typeof body !== "object" || body.params !== ahead.params) return null;
-  return aheadKey(body) === ahead.key ? ahead.bytes : null;
+  return aheadKey(body) === ahead.key ? ahead : null;
 }
 
 // A stroke's end sends its drawing (~26 KB of text, ~0.3-3 KB gzipped) as it is: gzip in the
@@ -50,7 +51,8 @@ async function request(method, url, body, signal, gzipAbove = GZIP_ABOVE) {
   const early = body !== undefined && gzippedAhead(body);
   if (early) {
     init.headers["Content-Type"] = "application/json";
-    init.body = await early.catch(() => gzip(JSON.stringify(body)));
+    // bytes already made: fetch starts within this call (no await before it)
+    init.body = early.ready || (await early.bytes.catch(() => gzip(JSON.stringify(body))));
     init.headers["Content-Encoding"] = "gzip";
   } else if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";

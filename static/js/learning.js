@@ -113,12 +113,15 @@ export async function applyStep() {
   if (stepping || !s.trace || !body || !hasParams(s.trace) || !(s.lr > 0)) return;
   stepping = true;
   performance.mark("learn:start");
+  const shown = shownLayer(s);
+  const model = s.source.kind === "model";
+  // sent first (with a body gzipped ahead, fetch starts in this very call): the page's own
+  // updates below run while the request travels
+  const answer = api.learn(learnBody(body, s.lr, shown, model));
   hold(true); // the view the step's trace replaces stops animating meanwhile
   learningChanged();
   try {
-    const shown = shownLayer(s);
-    const model = s.source.kind === "model";
-    const r = await api.learn(learnBody(body, s.lr, shown, model));
+    const r = await answer;
     performance.mark("learn:answer");
     // nested arrays only where a view reads them (the learn card reads the flat values)
     const updated = model ? paramsFromChanges(r.updated_params, await paramsOf(body.model)) : decodeLazy(r.updated_params);

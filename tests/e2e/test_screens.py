@@ -359,3 +359,183 @@ def test_confident_prediction_offers_the_runner_up_target(page, screenshots):
     page.wait_for_timeout(300)
     page.screenshot(path=str(screenshots / f"backward-step-{k + 1}.png"))
     assert not page.messages.problems(), page.messages.problems()
+
+
+# Text cut mid-word: an element whose text is wider than its box (scrollWidth > clientWidth) where
+# its box clips it (overflow other than visible, or an ancestor .ov-maps that hides overflow).
+CLIPPED_TEXT = """(sel) => [...document.querySelectorAll(sel)]
+  .filter((e) => e.offsetParent !== null).filter((e) => {
+    const cut = e.scrollWidth > e.clientWidth + 1 || e.scrollHeight > e.clientHeight + 1;
+    const hides = (x) => x && getComputedStyle(x).overflow !== 'visible';
+    const r = e.getBoundingClientRect();
+    const box = e.closest('.ov-maps, .ov-col');
+    const b = box ? box.getBoundingClientRect() : r;
+    const outside = r.right > b.right + 1 || r.bottom > b.bottom + 1;
+    return (cut && (hides(e) || getComputedStyle(e).textOverflow === 'ellipsis')) || outside;
+  }).map((e) => e.textContent)"""
+
+
+@needs_model
+@pytest.mark.parametrize("size", [(1024, 768), (1440, 900)])
+def test_overview_names_and_maps_are_never_cut(browser, server, screenshots, size):
+    """A projected overview: every layer's name whole (wrapped at spaces, at most two lines), the
+    placeholder whole, every map inside its column, in the forward and the backward pass."""
+    w, h = size
+    context, pg = new_page(browser, server, viewport={"width": w, "height": h})
+    draw(pg, ONE)
+    wait_settled(pg)
+    for step in (0, step_total(pg) - 6):
+        go_to_step(pg, step)
+        pg.wait_for_timeout(200)
+        names = pg.evaluate(
+            "[...document.querySelectorAll('.ov-name')].map((e) => ({t: e.textContent,"
+            " lines: Math.round(e.getBoundingClientRect().height / 15),"
+            " cut: e.scrollWidth > e.clientWidth + 1}))"
+        )
+        assert len(names) == 8  # the input and the seven layers
+        for n in names:
+            assert not n["cut"], n
+            assert not n["t"].endswith("…"), n
+            assert n["lines"] <= 2, n
+        # the layer's kind and kernel in every name (the full name where it fits)
+        kinds = [n["t"].split(" ")[0].rstrip(",") for n in names]
+        assert kinds == ["input", "conv", "max-pool", "conv", "max-pool", "flatten"] + ["dense"] * 2
+        assert all("5×5" in n["t"] for n in names if n["t"].startswith("conv"))
+        texts = ".ov-name, .ov-shape, .ov-empty, .ov-legend-nums span"
+        assert pg.evaluate(CLIPPED_TEXT, texts) == []
+        # no word of the placeholder is broken across lines ("not computec / yet")
+        words = pg.evaluate("""() => [...document.querySelectorAll('.ov-empty')].map((e) => {
+          const r = document.createRange(); r.selectNodeContents(e);
+          return [...r.getClientRects()].length; })""")
+        for rects in words:
+            assert rects <= 3
+        # every map canvas inside its column's box
+        outside = pg.evaluate("""() => [...document.querySelectorAll('.ov-map')].filter((m) => {
+          const r = m.getBoundingClientRect();
+          const c = m.closest('.ov-maps').getBoundingClientRect();
+          return r.right > c.right + 0.5 || r.bottom > c.bottom + 0.5; }).length""")
+        assert outside == 0
+        # the stepper's title is whole, not ellipsised
+        t = pg.locator("#step-title")
+        assert t.evaluate("(e) => e.scrollWidth <= e.clientWidth + 1")
+    if w == 1440:
+        full = pg.evaluate("[...document.querySelectorAll('.ov-name')].map((e) => e.textContent)")
+        assert "conv 5×5, 32 filters · relu" in full
+    pg.screenshot(path=str(screenshots / f"overview-{w}x{h}.png"))
+    assert not problems(pg), problems(pg)
+    context.close()
+
+
+# CSS pixels left blank at the bottom of the detail canvas (under the last painted row).
+BLANK_BOTTOM = """() => {
+  const src = document.querySelector('#detail canvas');
+  const c = document.createElement('canvas');
+  c.width = src.width; c.height = src.height;
+  const g = c.getContext('2d', {willReadFrequently: true});
+  g.drawImage(src, 0, 0);
+  const d = g.getImageData(0, 0, c.width, c.height).data;
+  let last = -1;
+  for (let y = c.height - 1; y >= 0 && last < 0; y--)
+    for (let x = 0; x < c.width; x++) if (d[(y * c.width + x) * 4 + 3]) { last = y; break; }
+  return (c.height - 1 - last) / (src.height / src.getBoundingClientRect().height); }"""
+
+
+@needs_model
+def test_phone_reads_top_to_bottom_without_nested_scroll_boxes(browser, server, screenshots):
+    """390×844: no box in the overview or the detail view scrolls up and down inside the page; the
+    overview's columns wrap into rows; the detail stage is as tall as what the step draws; a step
+    wider than the screen scrolls sideways, says so, and is a tab stop; long sums wrap."""
+    context, pg = new_page(
+        browser,
+        server,
+        viewport={"width": 390, "height": 844},
+        is_mobile=True,
+        has_touch=True,
+        device_scale_factor=2,
+    )
+    draw(pg, ONE)
+    wait_settled(pg)
+    nested = """() => [...document.querySelectorAll('.overview-card *, #detail *')].filter((e) => {
+      const s = getComputedStyle(e);
+      return ['auto', 'scroll'].includes(s.overflowY) && e.scrollHeight > e.clientHeight + 1; })
+      .map((e) => e.className || e.tagName)"""
+    sideways = """() => [...document.querySelectorAll('.overview-card *, #detail *')]
+      .filter((e) => {
+      const s = getComputedStyle(e);
+      return ['auto', 'scroll'].includes(s.overflowX) && e.scrollWidth > e.clientWidth + 1; })
+      .map((e) => e.id || e.className)"""
+    # the overview: every column inside the screen (rows, not a sideways strip)
+    cols = pg.evaluate(
+        "[...document.querySelectorAll('.ov-col')].map((c) => c.getBoundingClientRect().right)"
+    )
+    assert len(cols) == 8 and max(cols) <= 390
+    rows = pg.evaluate(
+        "new Set([...document.querySelectorAll('.ov-col')]"
+        ".map((c) => Math.round(c.getBoundingClientRect().top))).size"
+    )
+    assert rows >= 2
+    assert pg.evaluate(CLIPPED_TEXT, ".ov-name, .ov-shape, .ov-empty") == []
+    kinds = {}
+    for i in range(step_total(pg)):
+        go_to_step(pg, i)
+        kind = pg.locator("#detail").get_attribute("data-kind")
+        if kind == "input_grad" and pg.locator("#detail").get_attribute("data-layer") == "2":
+            kind = "gather"  # the second conv layer's ∂C/∂a_prev
+        if kind in kinds:
+            continue
+        pg.wait_for_timeout(250)
+        kinds[kind] = i
+        assert pg.evaluate(nested) == [], kind
+        assert pg.evaluate(NO_PAGE_OVERFLOW), kind
+        # only the stage may scroll sideways, and only when the hint says so
+        wide = pg.locator("#detail").get_attribute("data-wide") == "true"
+        assert pg.evaluate(sideways) == (["detail-stage fit wide"] if wide else []), kind
+        assert pg.locator("#detail-wide-hint").is_visible() == wide
+        if wide:
+            assert pg.locator(".detail-stage").get_attribute("tabindex") == "0"
+        # the stage is as tall as the canvas, the canvas no taller than what is drawn on it + 40 px
+        stage = pg.locator(".detail-stage").bounding_box()
+        canvas = pg.locator("#detail canvas").bounding_box()
+        assert abs(stage["height"] - canvas["height"]) <= 20, kind
+        blank = pg.evaluate(BLANK_BOTTOM)
+        assert blank <= 40, (kind, blank)
+        # every formula line inside the formula box (wrapped, not scrolled)
+        over = pg.evaluate("""() => {
+          const f = document.querySelector('#formula').getBoundingClientRect();
+          return [...document.querySelectorAll('#formula .fline')].filter((l) =>
+            l.getBoundingClientRect().right > f.right + 1
+            || l.scrollWidth > l.clientWidth + 1).length; }""")
+        assert over == 0, kind
+    assert {"conv", "weight_grad", "input_grad", "gather", "pool_back", "loss"} <= set(kinds)
+    # the gather view (three maps) is wider than a phone: it says so, and the arrow keys scroll
+    # its stage sideways (not to the next step)
+    go_to_step(pg, kinds["gather"])
+    pg.wait_for_timeout(250)
+    assert pg.locator("#detail").get_attribute("data-wide") == "true"
+    stage = pg.locator(".detail-stage")
+    stage.focus()
+    index = pg.locator("#step-counter").get_attribute("data-index")
+    for _ in range(4):
+        pg.keyboard.press("ArrowRight")
+    pg.wait_for_timeout(300)
+    assert stage.evaluate("(e) => e.scrollLeft") > 0
+    assert pg.locator("#step-counter").get_attribute("data-index") == index
+    pg.screenshot(path=str(screenshots / "phone-gather-wide.png"))
+    # the sticky stepper takes at most a quarter of the screen
+    assert pg.locator("#stepper").bounding_box()["height"] <= 844 / 4
+    assert not problems(pg), problems(pg)
+    context.close()
+
+
+@needs_model
+def test_focus_outlines_are_visible_on_the_stage_and_the_overview(page):
+    draw(page, ONE)
+    wait_settled(page)
+    page.locator(".ov-head").nth(1).focus()
+    page.keyboard.press("Shift+Tab")
+    page.keyboard.press("Tab")
+    style = page.evaluate(
+        "(() => { const s = getComputedStyle(document.activeElement);"
+        " return [s.outlineStyle, parseFloat(s.outlineWidth)]; })()"
+    )
+    assert style[0] != "none" and style[1] >= 2

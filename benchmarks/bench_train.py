@@ -42,11 +42,14 @@ def _worker(args: argparse.Namespace) -> dict:
     import torch
 
     from cnncore import Network, data
+    from cnncore.functional import training_threads
     from cnncore.memory import keep_freed_memory
     from cnncore.optim import Adam
     from cnncore.train import BUNDLED_SPEC, DIGITS_SPEC, LENET_SPEC, forward_for_training
 
     keep_freed_memory()  # as `cnnviz train` does
+    threads = training_threads()  # as `cnnviz train` does: a helper thread with 2 BLAS threads
+    threads.__enter__()
     torch.set_num_threads(args.threads)
     split = data.load_split()
     x = np.ascontiguousarray(split.x_train[: args.images])

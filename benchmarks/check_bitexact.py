@@ -1,7 +1,7 @@
 """Bit-for-bit check of the training path against a reference commit.
 
     git worktree add --detach /tmp/ref71 71fdbcd        # once
-    .venv/bin/python benchmarks/check_bitexact.py --ref /tmp/ref71 [--steps 20]
+    .venv/bin/python benchmarks/check_bitexact.py --ref /tmp/ref71 [--steps 20] [--threads 2]
 
 The README promises that `cnnviz train` with OMP_NUM_THREADS=OPENBLAS_NUM_THREADS=1 and a seed
 repeats the bundled model bit for bit. A faster engine must therefore compute every float32 sum
@@ -10,8 +10,9 @@ LeNet) this trains `--steps` Adam steps of batch 64 on real MNIST training digit
 augmentation (shift, rotation, scale and pen-width jitter, as `cnnviz train` does, seed 1) and the
 EMA 0.999 weight averaging of the bundled recipe (the averaged weights are compared) once
 with the reference tree's `cnncore` and once with this tree's, each in a fresh process with one
-BLAS thread, and compares the float32 weights bit for bit (also the per-step losses). Exit
-status 0 when every network is identical, 1 otherwise.
+BLAS thread (`--threads 2`: the tree under test with two, as `cnnviz train` then runs its
+convolutions on two threads), and compares the float32 weights bit for bit (also the per-step
+losses). Exit status 0 when every network is identical, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -83,10 +84,10 @@ def _worker(tree: Path, steps: int, out: Path) -> None:
     print(json.dumps({"losses": losses, "cnncore": str(where)}))
 
 
-def _run(tree: Path, steps: int, out: Path) -> dict:
+def _run(tree: Path, steps: int, out: Path, threads: int = 1) -> dict:
     env = dict(os.environ)
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        env[var] = "1"
+        env[var] = str(threads)
     cmd = [sys.executable, __file__, "--worker", str(tree), "--steps", str(steps), "--out"]
     proc = subprocess.run([*cmd, str(out)], env=env, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
@@ -99,6 +100,12 @@ def main() -> int:
     ap.add_argument("--ref", type=Path, default=Path("/tmp/ref71"), help="reference work tree")
     ap.add_argument("--tree", type=Path, default=ROOT, help="tree under test (default: this)")
     ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="BLAS threads of the tree under test (the reference always runs with one)",
+    )
     ap.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -110,7 +117,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         ref_out, new_out = Path(tmp, "ref.npz"), Path(tmp, "new.npz")
         ref_meta = _run(args.ref, args.steps, ref_out)
-        new_meta = _run(args.tree, args.steps, new_out)
+        new_meta = _run(args.tree, args.steps, new_out, args.threads)
         ref, new = np.load(ref_out, allow_pickle=False), np.load(new_out, allow_pickle=False)
         ok = sorted(ref.files) == sorted(new.files)
         names = dict.fromkeys(k.split("|")[0] for k in ref.files)
@@ -135,7 +142,10 @@ def main() -> int:
                     f"{name}: bit-identical after {args.steps} Adam steps ({len(keys)} arrays, "
                     f"{'/'.join(sorted(dtypes))}, loss {ref_meta['losses'][name]!r})"
                 )
-    print(f"reference {ref_meta['cnncore']}\nunder test {new_meta['cnncore']}")
+    print(
+        f"reference {ref_meta['cnncore']} (1 thread)\n"
+        f"under test {new_meta['cnncore']} ({args.threads} thread(s))"
+    )
     print("OK: bit-identical" if ok else "FAILED: not bit-identical")
     return 0 if ok else 1
 

@@ -13,6 +13,9 @@ Uncovered input cells (when (H + 2p - k) is not divisible by s) keep a zero grad
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -129,7 +132,20 @@ def _pad_channels_last(x: np.ndarray, padding: Pair, dtype) -> np.ndarray:
     return x_pad
 
 
-def _column_blocks(x_pad: np.ndarray, kernel: Pair, stride: Pair, out_hw: Pair):
+def _block_samples(x_pad: np.ndarray, kernel: Pair, out_hw: Pair) -> int:
+    """Samples per block of columns: ~`BLOCK_BYTES` of them, decided by the whole batch."""
+    per_sample = out_hw[0] * out_hw[1] * kernel[0] * kernel[1] * x_pad.shape[3] * x_pad.itemsize
+    return int(min(x_pad.shape[0], max(1, BLOCK_BYTES // max(per_sample, 1))))
+
+
+def _column_blocks(
+    x_pad: np.ndarray,
+    kernel: Pair,
+    stride: Pair,
+    out_hw: Pair,
+    start: int = 0,
+    stop: int | None = None,
+):
     """im2col of a channels-last padded input, a block of samples at a time.
 
     Yields (first, last, cols) where cols ((last - first) * H_out * W_out, kH*kW*C_in) holds
@@ -141,17 +157,19 @@ def _column_blocks(x_pad: np.ndarray, kernel: Pair, stride: Pair, out_hw: Pair):
     a whole row of columns), but the weight gradient adds its blocks' partial products, so
     the block size is part of its float32 result: changing `BLOCK_BYTES` changes the bits of
     a trained model (benchmarks/check_bitexact.py; larger blocks, 2-64 MiB, were no faster).
+    `start`/`stop` (a block boundary, the batch's end) give the blocks of those samples only,
+    the same blocks as of the whole batch (two threads share a batch this way).
     """
     n, c_in = x_pad.shape[0], x_pad.shape[3]
+    stop = n if stop is None else stop
     (kh, kw), (ho, wo) = kernel, out_hw
     # (N, H_out, W_out, kH, kW, C_in) view of every window, strided by the stride
     windows = sliding_window_view(x_pad, (kh, kw), axis=(1, 2))
     windows = windows[:, :: stride[0], :: stride[1]][:, :ho, :wo].transpose(0, 1, 2, 4, 5, 3)
-    per_sample = ho * wo * kh * kw * c_in * x_pad.itemsize
-    block = int(min(n, max(1, BLOCK_BYTES // max(per_sample, 1))))
-    buf = np.empty((block, ho, wo, kh, kw, c_in), dtype=x_pad.dtype)
-    for first in range(0, n, block):
-        last = min(n, first + block)
+    block = _block_samples(x_pad, kernel, out_hw)
+    buf = np.empty((min(block, stop - start), ho, wo, kh, kw, c_in), dtype=x_pad.dtype)
+    for first in range(start, stop, block):
+        last = min(stop, first + block)
         cols = buf[: last - first]
         np.copyto(cols, windows[first:last])
         yield first, last, cols.reshape((last - first) * ho * wo, kh * kw * c_in)
@@ -162,6 +180,30 @@ def _use_blocks(c_in: int, kw: int, wo: int) -> bool:
     otherwise (few input channels, e.g. a first layer) the offset-major layout, whose copies run
     along output rows, is faster."""
     return kw * c_in >= wo
+
+
+def _blocks_product(x_pad, w_mat, kernel, stride, out_hw, prod, parallel: bool) -> None:
+    """prod (N, H_out, W_out, C_out) = columns @ w_mat, block by block; with the training
+    helper thread (`training_threads`) the second half of the blocks runs in it, each thread
+    with its own column buffer and one BLAS thread. Every output value is the same product
+    either way (a row's sum does not depend on which block or thread computes it)."""
+    c_out = w_mat.shape[1]
+
+    def run(start: int, stop: int | None = None) -> None:
+        for first, last, cols in _column_blocks(x_pad, kernel, stride, out_hw, start, stop):
+            np.matmul(cols, w_mat, out=prod[first:last].reshape(-1, c_out))
+
+    n, block = x_pad.shape[0], _block_samples(x_pad, kernel, out_hw)
+    if not parallel or _helper is None or n <= block:
+        run(0)
+        return
+    mid = (-(-n // block) + 1) // 2 * block  # half of the blocks, rounded up
+    with _one_blas_thread():
+        other = _helper.submit(run, mid)
+        try:
+            run(0, mid)
+        finally:
+            other.result()
 
 
 def conv2d_forward(
@@ -181,6 +223,10 @@ def conv2d_forward(
     same pass that puts the result into NCHW order. Every value is the same sum as in the
     textbook formula; float32 inputs stay float32 throughout.
     """
+    return _conv2d_forward(x, w, b, stride, padding, parallel=True)
+
+
+def _conv2d_forward(x, w, b, stride: Pair, padding: Pair, parallel: bool):
     n = x.shape[0]
     c_out, c_in, kh, kw = w.shape
     ho, wo = out_hw = output_hw(x.shape, (kh, kw), stride, padding)
@@ -190,8 +236,7 @@ def conv2d_forward(
         x_pad = _pad_channels_last(x, padding, dtype)
         w_mat = w.transpose(2, 3, 1, 0).reshape(kh * kw * c_in, c_out).astype(dtype, copy=False)
         prod = np.empty((n, ho, wo, c_out), dtype=dtype)
-        for first, last, cols in _column_blocks(x_pad, (kh, kw), stride, out_hw):
-            np.matmul(cols, w_mat, out=prod[first:last].reshape(-1, c_out))
+        _blocks_product(x_pad, w_mat, (kh, kw), stride, out_hw, prod, parallel)
         np.add(prod.transpose(0, 3, 1, 2), b[:, None, None], out=z)
         return z, ConvCache(x.shape, "blocks", x_pad, w, stride, padding, out_hw)
     x_pad = pad_nchw(x, padding).transpose(1, 0, 2, 3)  # (C_in, N, H_pad, W_pad) view
@@ -224,33 +269,33 @@ def conv2d_backward(
     dtype = np.result_type(dz, w)
     dz_t = np.ascontiguousarray(dz.transpose(1, 0, 2, 3), dtype=dtype).reshape(c_out, -1)
     db = dz_t.sum(axis=1)
+    ph, pw = cache.padding
+    direct_dx = (
+        need_dx
+        and cache.stride == (1, 1)
+        and ph < kh
+        and pw < kw
+        and c_in >= DIRECT_DX_MIN_CHANNELS
+    )
+    if cache.layout == "blocks" and direct_dx and _helper is not None:
+        # two threads: dx (a forward convolution, below) in the helper, dw here
+        with _one_blas_thread():
+            dx_job = _helper.submit(_direct_dx, dz, w, cache.padding, dtype)
+            try:
+                dw = _blocks_dw(dz_t, cache)
+            finally:
+                dx = dx_job.result()
+        return dx, np.ascontiguousarray(dw), db
     if cache.layout == "blocks":
-        dw_mat = None  # (C_out, kH*kW*C_in), summed over the blocks of samples
-        rows = ho * wo
-        for first, last, cols in _column_blocks(cache.data, (kh, kw), cache.stride, cache.out_hw):
-            part = dz_t[:, first * rows : last * rows] @ cols
-            if dw_mat is None:
-                dw_mat = part
-            else:
-                dw_mat += part
-        dw = dw_mat.reshape(c_out, kh, kw, c_in).transpose(0, 3, 1, 2)
+        dw = _blocks_dw(dz_t, cache)
     else:
         cols = cache.data.reshape(kh * kw * c_in, -1)
         # (cols @ dz_t.T).T, not dz_t @ cols.T: the same sums, twice as fast in OpenBLAS here.
         dw = (cols @ dz_t.T).T.reshape(c_out, kh, kw, c_in).transpose(0, 3, 1, 2)
     if not need_dx:
         return None, np.ascontiguousarray(dw), db
-    ph, pw = cache.padding
-    if cache.stride == (1, 1) and ph < kh and pw < kw and c_in >= DIRECT_DX_MIN_CHANNELS:
-        # Stride 1, and enough input channels for its products to be efficient (measured
-        # with benchmarks/bench_train.py: faster from 16, slower at 8): dx is the full
-        # correlation of dz with the flipped kernels (in and out channels swapped), i.e. a
-        # forward convolution of dz padded by k - 1 - p, done by the same blocked im2col and
-        # BLAS products as the forward pass, with no columns' gradient to scatter back.
-        w_flip = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3), dtype=dtype)
-        zero_bias = np.zeros(c_in, dtype=dtype)
-        dx = conv2d_forward(dz, w_flip, zero_bias, (1, 1), (kh - 1 - ph, kw - 1 - pw))[0]
-        return dx, np.ascontiguousarray(dw), db
+    if direct_dx:
+        return _direct_dx(dz, w, cache.padding, dtype, parallel=True), np.ascontiguousarray(dw), db
     # Otherwise dx in channels-last order: for each kernel offset (u, v), one BLAS product
     # gives that offset's slab of the columns' gradient, dz @ w[:, :, u, v] (N*Ho*Wo, C_in),
     # which is added onto the input cells it met. The slab buffer is reused, so the columns'
@@ -267,6 +312,81 @@ def conv2d_backward(
         np.add(view, slab, out=view)
     dx = dx_pad[:, ph : ph + h, pw : pw + wd].transpose(0, 3, 1, 2)
     return np.ascontiguousarray(dx), np.ascontiguousarray(dw), db
+
+
+def _blocks_dw(dz_t: np.ndarray, cache: ConvCache) -> np.ndarray:
+    """dw (C_out, C_in, kH, kW) view from the blocks' columns: the blocks' partial products
+    (C_out, kH*kW*C_in), added in block order."""
+    c_out, c_in, kh, kw = cache.w.shape
+    rows = cache.out_hw[0] * cache.out_hw[1]
+    dw_mat = None
+    for first, last, cols in _column_blocks(cache.data, (kh, kw), cache.stride, cache.out_hw):
+        part = dz_t[:, first * rows : last * rows] @ cols
+        if dw_mat is None:
+            dw_mat = part
+        else:
+            dw_mat += part
+    return dw_mat.reshape(c_out, kh, kw, c_in).transpose(0, 3, 1, 2)
+
+
+def _direct_dx(dz: np.ndarray, w: np.ndarray, padding: Pair, dtype, parallel: bool = False):
+    """Stride 1, and enough input channels for its products to be efficient (measured with
+    benchmarks/bench_train.py: faster from 16, slower at 8): dx is the full correlation of dz
+    with the flipped kernels (in and out channels swapped), i.e. a forward convolution of dz
+    padded by k - 1 - p, done by the same blocked im2col and BLAS products as the forward
+    pass, with no columns' gradient to scatter back."""
+    _, c_in, kh, kw = w.shape
+    ph, pw = padding
+    w_flip = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3), dtype=dtype)
+    zero_bias = np.zeros(c_in, dtype=dtype)
+    return _conv2d_forward(dz, w_flip, zero_bias, (1, 1), (kh - 1 - ph, kw - 1 - pw), parallel)[0]
+
+
+# --------------------------------------------------------------------------- two threads
+
+# Training with two BLAS threads: OpenBLAS splits each of these products over both cores
+# poorly (they are narrow and, block by block, short), so `training_threads` starts one helper
+# thread instead, and the convolutions hand it whole pieces of work (half of the forward
+# blocks; the input gradient while the weight gradient is computed here), each thread running
+# BLAS with one thread. Every product is the same call on the same operands as with one
+# thread, so the results are the same bit for bit. NumPy releases the GIL in these copies and
+# products. Off (None) unless a training loop turns it on.
+_helper: ThreadPoolExecutor | None = None
+_blas_libs: list = []  # threadpoolctl controllers of the BLAS libraries, while on
+
+
+@contextmanager
+def training_threads(threads: int | None = None):
+    """Within the block, float32 convolutions use two threads when `threads` (default: the BLAS
+    library's thread count) is 2 or more and the machine has two cores or more."""
+    global _helper, _blas_libs
+    from threadpoolctl import ThreadpoolController
+
+    libs = ThreadpoolController().select(user_api="blas").lib_controllers
+    if threads is None:
+        threads = max((lib.num_threads for lib in libs), default=1)
+    if threads < 2 or (os.cpu_count() or 1) < 2 or _helper is not None:
+        yield
+        return
+    _blas_libs = [(lib, lib.num_threads) for lib in libs]
+    _helper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cnncore-conv")
+    try:
+        yield
+    finally:
+        helper, _helper, _blas_libs = _helper, None, []
+        helper.shutdown(wait=True)
+
+
+@contextmanager
+def _one_blas_thread():
+    """BLAS with one thread while both threads compute (the count is the library's, global)."""
+    for lib, _ in _blas_libs:
+        lib.set_num_threads(1)
+    try:
+        yield
+    finally:
+        for lib, threads in _blas_libs:
+            lib.set_num_threads(threads)
 
 
 # --------------------------------------------------------------------------- pooling

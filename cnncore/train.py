@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
+from .functional import training_threads
 from .layers import Dense, Layer, Record
 from .memory import keep_freed_memory
 from .network import Network, _pool_after_relu
@@ -301,63 +302,65 @@ def train(
     weighted = list(
         zip([p for p in averaged.params if p], [p for p in model.params if p], strict=True)
     )
-    history = []
-    run_start = time.perf_counter()
-    for epoch in range(epochs):
-        opt.lr = schedule_lr(schedule, lr, epoch, epochs)
-        order = rng.permutation(len(x))
-        bar = (
-            Progress(
-                len(x),
-                f"epoch {epoch + 1}/{epochs}",
-                total_all=epochs * len(x),
-                done_before=epoch * len(x),
-                started=run_start,
-            )
-            if progress
-            else None
-        )
-        seen = correct = 0
-        loss_sum = 0.0
-        for start in range(0, len(x), batch_size):
-            idx = order[start : start + batch_size]
-            xb = (
-                augment(
-                    x[idx],
-                    rng,
-                    elastic_alpha=elastic_alpha,
-                    stroke=stroke,
-                    **(augment_options or {}),
+    # two BLAS threads: the convolutions share their work with a helper thread, same bits
+    with training_threads():
+        history = []
+        run_start = time.perf_counter()
+        for epoch in range(epochs):
+            opt.lr = schedule_lr(schedule, lr, epoch, epochs)
+            order = rng.permutation(len(x))
+            bar = (
+                Progress(
+                    len(x),
+                    f"epoch {epoch + 1}/{epochs}",
+                    total_all=epochs * len(x),
+                    done_before=epoch * len(x),
+                    started=run_start,
                 )
-                if augmentation
-                else x[idx]
+                if progress
+                else None
             )
-            a, records = forward_for_training(model, xb)
-            yb = model.encode_target(y[idx], len(idx), dtype=np.float32)
-            loss = model.backward(records, yb, input_grad=False)
-            opt.step([rec.grads() for rec in records])
-            if ema:
-                for avg, cur in weighted:
-                    for k in avg:
-                        avg[k] += (1 - ema) * (cur[k] - avg[k])
-            seen += len(idx)
-            loss_sum += loss * len(idx)
-            correct += int((a.argmax(axis=1) == y[idx]).sum())
-            if bar and (start // batch_size) % 10 == 0:
-                bar.update(seen, loss_sum / seen, correct / seen)
-        row = {
-            "epoch": epoch + 1,
-            "lr": opt.lr,
-            "loss": loss_sum / seen,
-            "train_accuracy": correct / seen,
-        }
-        if x_val is not None and len(x_val):
-            row["val_accuracy"] = accuracy(without_dropout(averaged), x_val, y_val)
-        history.append(row)
-        if bar:
-            bar.update(seen, row["loss"], row["train_accuracy"])
-            bar.close(f"val {row['val_accuracy']:.2%}" if "val_accuracy" in row else "")
-    return without_dropout(averaged), history
+            seen = correct = 0
+            loss_sum = 0.0
+            for start in range(0, len(x), batch_size):
+                idx = order[start : start + batch_size]
+                xb = (
+                    augment(
+                        x[idx],
+                        rng,
+                        elastic_alpha=elastic_alpha,
+                        stroke=stroke,
+                        **(augment_options or {}),
+                    )
+                    if augmentation
+                    else x[idx]
+                )
+                a, records = forward_for_training(model, xb)
+                yb = model.encode_target(y[idx], len(idx), dtype=np.float32)
+                loss = model.backward(records, yb, input_grad=False)
+                opt.step([rec.grads() for rec in records])
+                if ema:
+                    for avg, cur in weighted:
+                        for k in avg:
+                            avg[k] += (1 - ema) * (cur[k] - avg[k])
+                seen += len(idx)
+                loss_sum += loss * len(idx)
+                correct += int((a.argmax(axis=1) == y[idx]).sum())
+                if bar and (start // batch_size) % 10 == 0:
+                    bar.update(seen, loss_sum / seen, correct / seen)
+            row = {
+                "epoch": epoch + 1,
+                "lr": opt.lr,
+                "loss": loss_sum / seen,
+                "train_accuracy": correct / seen,
+            }
+            if x_val is not None and len(x_val):
+                row["val_accuracy"] = accuracy(without_dropout(averaged), x_val, y_val)
+            history.append(row)
+            if bar:
+                bar.update(seen, row["loss"], row["train_accuracy"])
+                bar.close(f"val {row['val_accuracy']:.2%}" if "val_accuracy" in row else "")
+        return without_dropout(averaged), history
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -9,6 +9,7 @@ border cells are in no window and must get exactly zero gradient.
 from __future__ import annotations
 
 import itertools
+import os
 
 import numpy as np
 import pytest
@@ -360,3 +361,33 @@ def test_out_size_and_pad_crop_roundtrip():
     assert padded.shape == (2, 3, 6, 9)
     assert np.all(padded[:, :, 0] == -7.0) and np.all(padded[:, :, :, -2:] == -7.0)
     np.testing.assert_array_equal(F.crop_nchw(padded, (1, 2)), x)
+
+
+@pytest.mark.parametrize("block_bytes", [1, 3000, 1 << 20])
+def test_conv2d_training_threads_give_the_same_bits(monkeypatch, block_bytes):
+    # With two threads the forward blocks are split between the threads and dx runs beside dw;
+    # every product is the same BLAS call, so the results equal the one-thread ones bit for bit.
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("one CPU: training_threads stays off")
+    monkeypatch.setattr(F, "BLOCK_BYTES", block_bytes)
+    rng = np.random.default_rng(11)
+    x = rng.normal(size=(7, 16, 9, 8)).astype(np.float32)
+    w = rng.normal(size=(8, 16, 5, 5)).astype(np.float32)
+    b = rng.normal(size=8).astype(np.float32)
+    z1, c1 = F.conv2d_forward(x, w, b, (1, 1), (2, 2))
+    dz = rng.normal(size=z1.shape).astype(np.float32)
+    one = F.conv2d_backward(dz, c1)
+    with F.training_threads(2):
+        assert F._helper is not None
+        z2, c2 = F.conv2d_forward(x, w, b, (1, 1), (2, 2))
+        two = F.conv2d_backward(dz, c2)
+    assert F._helper is None
+    assert z2.tobytes() == z1.tobytes()
+    for name, g1, g2 in zip(("dx", "dw", "db"), one, two, strict=True):
+        assert g2.dtype == np.float32 and g2.tobytes() == g1.tobytes(), name
+    _close(two[0], naive.conv2d_backward(dz, x, w, (1, 1), (2, 2))[0], 1e-3, "dx")
+
+
+def test_training_threads_with_one_thread_is_off():
+    with F.training_threads(1):
+        assert F._helper is None

@@ -12,6 +12,7 @@ import orjson
 
 from cnncore import Network, SpecError, preprocess
 from cnncore.blocks import Block, flatten_params
+from cnncore.network import Trace
 
 from ..errors import ApiError
 from ..schemas import TraceRequest
@@ -183,8 +184,12 @@ def _image(req: TraceRequest, net: Network, s: Settings) -> np.ndarray:
     return image_input(req.image, s)
 
 
-def _predicted(net: Network, x: np.ndarray) -> int:
-    """`"target": "predicted"`: the class the network predicts for x (argmax of its output)."""
+PREDICTED = "predicted"
+
+
+def _check_predicted(net: Network) -> str:
+    """`"target": "predicted"`: the class the network predicts for x (argmax of its output),
+    resolved from the forward pass the trace or step runs anyway (`_forward`)."""
     if not (net.is_classifier and net.loss_name == "cross_entropy"):
         raise ApiError(
             ("body", "target"),
@@ -192,9 +197,7 @@ def _predicted(net: Network, x: np.ndarray) -> int:
             f"target as an array shaped like the output {net.spec['output_shape']}",
             "type",
         )
-    with np.errstate(all="ignore"):
-        out = net.predict(np.asarray(x, dtype=np.float64).reshape(1, *net.input_shape))[0]
-    return int(np.argmax(out))
+    return PREDICTED
 
 
 def _prepare(
@@ -222,8 +225,8 @@ def _prepare(
             "missing",
         )
     x = image if image is not None else _input(input_value, net, s)
-    if isinstance(target_value, str) and target_value == "predicted":
-        target = _predicted(net, x)
+    if isinstance(target_value, str) and target_value == PREDICTED:
+        target = _check_predicted(net)
     else:
         target = _target(target_value, net, s)
     sel = Selection.of(req)
@@ -235,28 +238,44 @@ def _softmax_ce(net: Network) -> bool:
     return net.loss_name == "cross_entropy" and net.is_classifier
 
 
-def _trace(net: Network, x: np.ndarray, target: Any) -> Any:
-    try:
-        return net.trace(x, target)
-    except SpecError as exc:
-        raise spec_error(exc, ("body",)) from None
-
-
-def _start(net: Network, x: np.ndarray, target: Any) -> tuple[float, np.ndarray, list[dict]]:
-    """The loss, output and parameter gradients where a learning step starts: the forward and
-    backward pass as training runs it (no dC/dx of the input, a max-pool after relu routed in
-    one pass: the same gradients bit for bit, `Network.backward`). Nothing of it is sent but
-    the loss and output, so the full trace (every tensor recorded) is not needed."""
+def _forward(net: Network, x: np.ndarray, target: Any) -> tuple[Network, Any, list, Any, Any]:
+    """`Network.trace`'s first half: the float64 network, its output and records for one
+    sample, and the target resolved (`"predicted"`: the argmax of this very output, so it
+    costs no forward pass of its own) with its array y."""
     x = np.asarray(x, dtype=np.float64).reshape(1, *net.input_shape)
     if not all(p.dtype == np.float64 for lp in net.params for p in lp.values()):
         net = net.astype(np.float64)
+    a, records = net.forward(x)
+    if isinstance(target, str):  # PREDICTED
+        target = int(np.argmax(a[0]))
+    y = net.encode_target(target if np.ndim(target) else [target], 1)
+    return net, a, records, target, y
+
+
+def _trace(net: Network, x: np.ndarray, target: Any) -> tuple[Trace, Any]:
+    """`Network.trace(x, target)` (every tensor recorded) and the target it used; with
+    `"predicted"`, its two halves around resolving the target from the forward pass."""
     try:
-        a, records = net.forward(x)
-        y = net.encode_target(target if np.ndim(target) else [target], 1)
+        if not isinstance(target, str):
+            return net.trace(x, target), target
+        net, a, records, target, y = _forward(net, x, target)
+        loss = net.backward(records, y)
+    except SpecError as exc:
+        raise spec_error(exc, ("body",)) from None
+    return Trace(net.spec, loss, a[0], records, net.layers, y[0]), target
+
+
+def _start(net: Network, x: np.ndarray, target: Any) -> tuple[float, np.ndarray, list[dict], Any]:
+    """The loss, output and parameter gradients where a learning step starts, and the target
+    used: the forward and backward pass as training runs it (no dC/dx of the input, a max-pool
+    after relu routed in one pass: the same gradients bit for bit, `Network.backward`).
+    Nothing of it is sent but the loss and output, so the full trace is not needed."""
+    try:
+        net, a, records, target, y = _forward(net, x, target)
         loss = net.backward(records, y, input_grad=False)
     except SpecError as exc:
         raise spec_error(exc, ("body",)) from None
-    return loss, a[0], [rec.grads() for rec in records]
+    return loss, a[0], [rec.grads() for rec in records], target
 
 
 def _step(
@@ -271,7 +290,7 @@ def _step(
     )
     if not all(np.isfinite(v).all() for p in net2.params for v in p.values()):
         raise ApiError(("body", "learning_rate"), OVERFLOW, "overflow")
-    tr2 = _trace(net2, x, target)
+    tr2, _ = _trace(net2, x, target)
     if not math.isfinite(tr2.loss):
         raise ApiError(("body", "learning_rate"), OVERFLOW, "overflow")
     return net2, tr2
@@ -295,7 +314,7 @@ def trace_json(req: TraceRequest, s: Settings) -> bytes:
     net, x, target, sel, image = _prepare(req, s)
     # non-finite numbers are checked explicitly (only those returned) and reported as a 422
     with np.errstate(all="ignore"):
-        tr = _trace(net, x, target)
+        tr, target = _trace(net, x, target)
         out = apply(tr.to_dict(), sel, req.encoding, _softmax_ce(net))
         if req.learning_rate is not None:
             grads = [rec.grads() for rec in tr.records]
@@ -317,7 +336,7 @@ def learn_json(req: TraceRequest, s: Settings) -> bytes:
     if lr is None:
         raise ApiError(("body", "learning_rate"), "learning_rate is required", "missing")
     with np.errstate(all="ignore"):
-        loss, output, grads = _start(net, x, target)
+        loss, output, grads, target = _start(net, x, target)
         if not (math.isfinite(loss) and np.isfinite(output).all()):
             raise ApiError(("body",), OVERFLOW, "overflow")
         net2, tr2 = _step(net, grads, x, target, lr)

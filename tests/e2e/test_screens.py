@@ -539,3 +539,33 @@ def test_focus_outlines_are_visible_on_the_stage_and_the_overview(page):
         " return [s.outlineStyle, parseFloat(s.outlineWidth)]; })()"
     )
     assert style[0] != "none" and style[1] >= 2
+
+
+@needs_model
+def test_the_learning_steps_result_is_not_hidden_in_a_scroll_box_at_1024x768(browser, server):
+    """A projector: the result of "Apply one step" is in the page (reached by scrolling the page),
+    not below the fold of a side column that scrolls on its own."""
+    context, pg = new_page(browser, server, viewport={"width": 1024, "height": 768})
+    draw(pg, ONE)
+    wait_settled(pg)
+    pg.locator("#learn-apply").click()
+    pg.wait_for_selector("#learn-result:not([hidden])", timeout=20000)
+    boxes = pg.evaluate("""() => { const out = [];
+      for (let e = document.querySelector('#learn-result').parentElement; e; e = e.parentElement) {
+        const s = getComputedStyle(e);
+        if (e !== document.documentElement && e !== document.body
+            && ['auto', 'scroll'].includes(s.overflowY) && e.scrollHeight > e.clientHeight + 1)
+          out.push(e.id || e.className);
+      }
+      return out; }""")
+    assert boxes == []
+    # the layout holds its content (the page scrolls, nothing runs out of the layout's box)
+    assert pg.evaluate(
+        "(() => { const l = document.querySelector('.layout').getBoundingClientRect();"
+        " const d = document.querySelector('#detail').getBoundingClientRect();"
+        " return d.bottom <= l.bottom + 1; })()"
+    )
+    pg.locator("#learn-loss").scroll_into_view_if_needed()
+    assert pg.locator("#learn-loss").is_visible()
+    assert not problems(pg), problems(pg)
+    context.close()

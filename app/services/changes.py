@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 import orjson
 
+from cnncore.blocks import flatten_params
+
 from ..errors import ApiError, Loc
 from .serialize import b64encode
 
@@ -43,23 +45,51 @@ def _bits(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a, dtype="<f8").reshape(-1).view("<u8")
 
 
-def changes_fragment(new: np.ndarray, base: np.ndarray) -> orjson.Fragment:
-    """`new` as its changes to `base` (same shape), in the form above."""
+def changes_b64(new: np.ndarray, base: np.ndarray) -> tuple[bytes, bytes]:
+    """The base64 `changed` and `data` of `new` as its changes to `base` (same shape)."""
     flat = np.ascontiguousarray(new, dtype="<f8").reshape(-1)
     mask = _bits(flat) != _bits(base)
+    return b64encode(np.packbits(mask, bitorder="little").tobytes()), b64encode(
+        flat[mask].tobytes()
+    )
+
+
+def changes_fragment(shape: tuple[int, ...], changed: bytes, data: bytes) -> orjson.Fragment:
+    """The form above, from `changes_b64`."""
     return orjson.Fragment(
         b"".join(
             (
                 b'{"dtype":"float64","shape":',
-                orjson.dumps([int(n) for n in new.shape]),
+                orjson.dumps([int(n) for n in shape]),
                 b',"changed":"',
-                b64encode(np.packbits(mask, bitorder="little").tobytes()),
+                changed,
                 b'","data":"',
-                b64encode(flat[mask].tobytes()),
+                data,
                 b'"}',
             )
         )
     )
+
+
+def wire_key(params: Any) -> list[list[tuple[str, bytes, bytes]]] | None:
+    """Per layer, (name, changed, data) of each array, in name order, when every array of
+    `params` (a request's, or `updated_params` as answered) is in the form above; else None.
+    Equal keys mean equal parameters (for the same model)."""
+    if not isinstance(params, list):
+        return None
+    out = []
+    for p in params:
+        p = flatten_params(p)
+        if not isinstance(p, dict) or not all(is_changes(v) for v in p.values()):
+            return None
+        layer = []
+        for k in sorted(p):
+            changed, data = p[k].get("changed"), p[k].get("data")
+            if not (isinstance(changed, str) and isinstance(data, str)):
+                return None
+            layer.append((k, changed.encode("utf-8"), data.encode("utf-8")))
+        out.append(layer)
+    return out
 
 
 def _b64(value: Any, loc: Loc, n_bytes: int, what: str) -> bytes:

@@ -4,7 +4,10 @@ refuse overflow, serialize every tensor."""
 from __future__ import annotations
 
 import copy
+import hashlib
 import math
+import threading
+from collections import OrderedDict
 from typing import Any
 
 import numpy as np
@@ -18,7 +21,7 @@ from ..errors import ApiError
 from ..schemas import TraceRequest
 from ..settings import Settings
 from .catalog import get_scenario, load_model, scenario_network
-from .changes import changes_fragment, from_changes, is_changes
+from .changes import changes_b64, changes_fragment, from_changes, is_changes, wire_key
 from .custom import custom_network, spec_error
 from .predict import image_input
 from .selection import OVERFLOW, Selection, apply, check_layers
@@ -296,16 +299,70 @@ def _step(
     return net2, tr2
 
 
-def _updated(req: TraceRequest, net: Network, net2: Network) -> list[dict[str, Any]]:
+def _updated(req: TraceRequest, net: Network, net2: Network) -> tuple[list[dict], list | None]:
     """`updated_params` (of `net2`, one step from `net`) as the request asks: every value, or
-    the changes to the model's own parameters (`net`'s when it is the model itself)."""
+    the changes to the model's own parameters (`net`'s when it is the model itself); with
+    the latter, also their `wire_key` (what the next step sends back)."""
     if req.updated_params_as != "changes":
-        return net2.params
+        return net2.params, None
     own = getattr(net, "own_params", None) or net.params
-    return [
-        {k: changes_fragment(v, o[k]) for k, v in p.items()}
-        for p, o in zip(net2.params, own, strict=True)
-    ]
+    out, key = [], []
+    for p, o in zip(net2.params, own, strict=True):
+        b64 = {k: changes_b64(v, o[k]) for k, v in p.items()}
+        out.append({k: changes_fragment(p[k].shape, *b64[k]) for k in p})
+        key.append([(k, *b64[k]) for k in sorted(p)])
+    return out, key
+
+
+# Where a learning step ends is where the next one starts: the page's next Apply sends the
+# parameters it was answered (as changes), the same input and target. The trace after a step
+# has the gradients there already (the same bit for bit as `_start` computes: `Network.backward`
+# with or without the input's gradient), so each process keeps the last few steps' end points,
+# keyed by a hash of the model, the parameters as sent, the input and the target. Only a
+# shortcut: a request that misses computes the same numbers; nothing depends on which worker
+# answers. Bounded: `_ENDS_KEEP` entries of ~1 MB (the digit model's gradients).
+_ENDS: OrderedDict[bytes, tuple[float, np.ndarray, list[dict], Any]] = OrderedDict()
+_ENDS_KEEP = 4
+_ENDS_LOCK = threading.Lock()
+
+
+def _end_key(model: str, wire: list, x: np.ndarray, target: Any) -> bytes:
+    h = hashlib.blake2b(digest_size=20)
+    h.update(model.encode("utf-8") + b"\0")
+    for layer in wire:
+        h.update(b"\1")
+        for k, changed, data in layer:
+            for part in (k.encode("utf-8"), changed, data):
+                h.update(part)
+                h.update(b"\0")
+    h.update(np.ascontiguousarray(x, dtype="<f8").tobytes())
+    if isinstance(target, (str, int)):
+        h.update(repr(target).encode("utf-8"))
+    else:
+        t = np.ascontiguousarray(target, dtype="<f8")
+        h.update(repr(t.shape).encode("utf-8") + t.tobytes())
+    return h.digest()
+
+
+def _remember_end(model: str, wire: list, x: np.ndarray, target: Any, tr2: Trace) -> None:
+    """Keep the end point of a step (trace `tr2` with the resolved `target`) for the next."""
+    end = (tr2.loss, tr2.output, [rec.grads() for rec in tr2.records], target)
+    keys = [_end_key(model, wire, x, target)]
+    if tr2.prediction == target:  # "predicted" there resolves to the same class
+        keys.append(_end_key(model, wire, x, PREDICTED))
+    with _ENDS_LOCK:
+        for key in keys:
+            _ENDS[key] = end
+            _ENDS.move_to_end(key)
+        while len(_ENDS) > _ENDS_KEEP:
+            _ENDS.popitem(last=False)
+
+
+def _recall_end(key: bytes | None) -> tuple[float, np.ndarray, list[dict], Any] | None:
+    if key is None:
+        return None
+    with _ENDS_LOCK:
+        return _ENDS.get(key)
 
 
 def trace_json(req: TraceRequest, s: Settings) -> bytes:
@@ -320,7 +377,7 @@ def trace_json(req: TraceRequest, s: Settings) -> bytes:
             grads = [rec.grads() for rec in tr.records]
             net2, tr2 = _step(net, grads, x, target, req.learning_rate)
             if "updated_params" in sel.include:
-                out["updated_params"] = _updated(req, net, net2)
+                out["updated_params"] = _updated(req, net, net2)[0]
             out["loss_after"] = tr2.loss
     if image is not None:
         out["input"] = image
@@ -335,12 +392,18 @@ def learn_json(req: TraceRequest, s: Settings) -> bytes:
     lr = req.learning_rate
     if lr is None:
         raise ApiError(("body", "learning_rate"), "learning_rate is required", "missing")
+    # the previous step's end point, when this request starts there (see _ENDS)
+    sent = wire_key(req.params) if req.model is not None else None
+    key = _end_key(req.model, sent, x, target) if sent is not None else None
     with np.errstate(all="ignore"):
-        loss, output, grads, target = _start(net, x, target)
+        loss, output, grads, target = _recall_end(key) or _start(net, x, target)
         if not (math.isfinite(loss) and np.isfinite(output).all()):
             raise ApiError(("body",), OVERFLOW, "overflow")
         net2, tr2 = _step(net, grads, x, target, lr)
         after = apply(tr2.to_dict(), sel, req.encoding, _softmax_ce(net2))
+    updated, wire = _updated(req, net, net2)
+    if wire is not None:
+        _remember_end(req.model, wire, x, target, tr2)
     out: dict[str, Any] = {
         "learning_rate": lr,
         "loss_before": loss,
@@ -351,7 +414,7 @@ def learn_json(req: TraceRequest, s: Settings) -> bytes:
         out["prediction_before"] = int(np.argmax(output))
         out["prediction_after"] = tr2.prediction
     if "updated_params" in sel.include:
-        out["updated_params"] = _updated(req, net, net2)
+        out["updated_params"] = updated
     out["trace"] = orjson.Fragment(dumps_trace(after, req.encoding))
     if image is not None:
         out["input"] = image

@@ -373,6 +373,42 @@ def test_learned_params_travel_as_changes_exactly(client, digit_body, tiny_model
     assert t.json()["loss"] == full["loss_after"]
 
 
+@pytest.mark.parametrize("target", [2, "predicted"])
+def test_a_step_starting_where_the_last_ended_equals_a_fresh_one(client, digit_body, target):
+    """The server keeps the last steps' end points (the gradients the trace after a step has
+    already): the next step from there, a hit, answers the same bytes as with an empty cache
+    (a miss: the forward and backward pass computed again), over three steps."""
+    from app.services import trace as svc
+
+    body = {
+        "model": "digits",
+        "input": digit_body["input"],
+        "target": target,
+        "learning_rate": 0.2,
+        "include": ["forward", "backward", "argmax", "updated_params"],
+        "layers": [0],
+        "dedupe": True,
+        "encoding": "base64",
+        "updated_params_as": "changes",
+    }
+    svc._ENDS.clear()
+    r = client.post("/api/learn", json=body)
+    assert r.status_code == 200, r.text
+    assert len(svc._ENDS) >= 1
+    for _ in range(3):
+        step = {**body, "params": r.json()["updated_params"]}
+        x = np.asarray(body["input"], dtype=np.float64)
+        key = svc._end_key("digits", svc.wire_key(step["params"]), x, target)
+        assert key in svc._ENDS  # the next request is a hit
+        hit = client.post("/api/learn", json=step)
+        svc._ENDS.clear()
+        miss = client.post("/api/learn", json=step)
+        assert hit.status_code == miss.status_code == 200, hit.text
+        assert hit.content == miss.content
+        r = hit
+    assert len(svc._ENDS) <= svc._ENDS_KEEP
+
+
 @pytest.mark.parametrize(
     "change,loc",
     [

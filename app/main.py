@@ -7,6 +7,10 @@ does no work: the module attribute `app` is built on first access (for `uvicorn 
 Middleware, outermost first: security headers (wrapping even Starlette's 500 page) ->
 server errors -> CORS (only when CNNVIZ_CORS_ORIGINS is set) -> body-size cap -> request gzip
 -> response gzip -> ETags of GET /api answers -> exception handlers -> routes.
+
+Plain JSON POSTs to /api/trace, /api/learn and /api/predict skip everything after the first
+layer (`routes.FastJSONPost`: the same model, service, headers and answers; anything it does
+not serve goes down the stack above).
 """
 
 from __future__ import annotations

@@ -23,34 +23,39 @@ export function subtract(a, b) {
   return Array.isArray(a) ? a.map((x, k) => subtract(x, b[k])) : a - b;
 }
 
-/** after − before over flat values, and the largest finite |difference|. */
+/** after − before over flat values. */
 function delta(after, before) {
   const d = new Float64Array(after.length);
+  for (let k = 0; k < d.length; k++) d[k] = after[k] - before[k];
+  return d;
+}
+
+/** The largest finite |after − before| over flat values (no array made). */
+function maxDelta(after, before) {
   let m = 0;
-  for (let k = 0; k < d.length; k++) {
-    const v = after[k] - before[k];
-    d[k] = v;
-    const a = Math.abs(v);
+  for (let k = 0; k < after.length; k++) {
+    const a = Math.abs(after[k] - before[k]);
     if (a > m && a !== Infinity) m = a;
   }
-  return { d, m };
+  return m;
 }
 
 /**
  * Per layer with parameters: {layer, dw, db, maxW, maxB} from the params before and after.
- * Computed over the flat float64 values (128 k for the digit model: well under a millisecond);
- * `dw` and `db` become nested arrays only when read (the heatmap reads one layer's).
+ * The largest |Δ| over the flat float64 values (128 k for the digit model: well under a
+ * millisecond); `dw` and `db` are computed and nested only when read (the heatmap reads one
+ * layer's), so a step allocates no array of 128 k differences.
  */
 export function paramDeltas(before, after) {
   const out = [];
   before.forEach((p, i) => {
     if (!p || !present(p, "w")) return;
-    const w = delta(flatValues(after[i], "w"), flatValues(p, "w"));
-    const b = delta(flatValues(after[i], "b"), flatValues(p, "b"));
+    const [aw, bw] = [flatValues(after[i], "w"), flatValues(p, "w")];
+    const [ab, bb] = [flatValues(after[i], "b"), flatValues(p, "b")];
     const shapes = { w: shapeAt(after[i], "w"), b: shapeAt(after[i], "b") };
-    const d = { layer: i, maxW: w.m, maxB: b.m };
-    lazyProperty(d, "dw", () => nest(w.d, shapes.w));
-    lazyProperty(d, "db", () => nest(b.d, shapes.b));
+    const d = { layer: i, maxW: maxDelta(aw, bw), maxB: maxDelta(ab, bb) };
+    lazyProperty(d, "dw", () => nest(delta(aw, bw), shapes.w));
+    lazyProperty(d, "db", () => nest(delta(ab, bb), shapes.b));
     out.push(d);
   });
   return out;

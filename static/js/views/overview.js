@@ -53,6 +53,7 @@ function headName(spec, width) {
 
 const HEAD_FONT = `600 12px ${FONT}`;
 const NUMS_FONT = `10px ${FONT}`;
+const SHAPE_FONT = `11px ${FONT}`;
 let measurer = null;
 
 function textWidth(text, font) {
@@ -179,8 +180,11 @@ export class Overview {
     this.root.replaceChildren();
     if (!trace || !step) return;
     const L = trace.layers.length;
-    // measured empty, as the columns are laid out into it (no scrollbar yet)
-    if (!this.size) this.size = { w: this.root.clientWidth, h: this.root.clientHeight };
+    // measured empty, as the columns are laid out into it (no scrollbar yet), at its CSS height
+    if (!this.size) {
+      this.root.style.height = "";
+      this.size = { w: this.root.clientWidth, h: this.root.clientHeight };
+    }
     // Every column has the same width and every column fits the width (a projector at 1024 px
     // shows the last one too). On a phone the columns wrap into rows, read top to bottom, and
     // the maps get a fixed height (the overview is as tall as its rows, nothing scrolls in it).
@@ -229,17 +233,30 @@ export class Overview {
       const legend = this.legend(vals, range, m, grad ? "∂C/∂a" : showZ ? "z" : "a", k);
       numsLines = Math.max(numsLines, Math.min(2, wrapLines(legend.dataset.nums || "", this.colMax - 4, NUMS_FONT)));
       col.append(legend);
-      cols.push({ col, vals, m, grad, k });
+      // the column's own width: its widest part (the same before and after it is computed)
+      const parts = [name.lines === 1 ? textWidth(name.text, HEAD_FONT) : this.colMax,
+        textWidth(shapeText(shape), SHAPE_FONT), textWidth(legend.dataset.kind, `italic ${NUMS_FONT}`) + 3 + 84];
+      cols.push({ col, vals, m, grad, k, shape, parts });
     }
     // Every column's name and legend take the same room, so the maps start at one height.
     this.root.style.setProperty("--ov-name-h", `${nameLines * ROW.name}px`);
     this.root.style.setProperty("--ov-nums-h", `${numsLines * ROW.nums}px`);
     const headH = ROW.pad + nameLines * ROW.name + ROW.shape + ROW.kind + numsLines * ROW.nums + ROW.gaps + 4;
-    const mapsH = wrap ? 132 : Math.max(40, this.size.h - headH);
-    for (const { col, vals, m, grad, k } of cols) {
-      // a block's diagram takes room of its own
-      const h = col.classList.contains("ov-block-col") ? Math.max(30, mapsH - 56) : mapsH;
+    // A block's diagram takes room of its own (the skip arc over a row of chips, or a line per
+    // branch): a box too low for it and a row of maps grows (it does not scroll inside).
+    const diagram = (spec) => (!spec ? 0 : spec.type === "residual" ? 66 : spec.type === "concat" ? 8 + 21 * spec.branches.length : 0);
+    const tallest = Math.max(0, ...trace.network.layers.map(diagram));
+    const boxH = wrap ? 0 : Math.max(this.size.h, tallest ? headH + tallest + 36 : 0);
+    this.root.style.height = !wrap && boxH > this.size.h ? `${boxH}px` : "";
+    const mapsH = wrap ? 132 : Math.max(40, boxH - headH);
+    for (const { col, vals, m, grad, k, shape, parts } of cols) {
+      const block = col.classList.contains("ov-block-col");
+      const h = block ? Math.max(30, mapsH - diagram(trace.network.layers[k - 1])) : mapsH;
       col.append(this.maps(vals, m, h, grad ? t("overview.grad") : t("overview.act"), k));
+      // Narrower than the share when its parts are (a worked example's few small maps), never wider;
+      // on a phone every column takes its share of a row.
+      const w = wrap || block ? this.colMax : Math.min(this.colMax, Math.ceil(Math.max(56, ...parts, this.mapsLayout(shape, h).width)) + 2);
+      col.style.width = `${w + 12}px`;
       this.root.append(col);
     }
     this.strip(trace, step);
@@ -341,19 +358,13 @@ export class Overview {
     }
     const top = el("div", "ov-legend-top");
     top.append(el("span", "ov-kind", kind), c);
+    box.dataset.kind = kind;
     box.append(top, nums);
     return box;
   }
 
-  maps(vals, m, height, what, k) {
-    const wrap = el("div", "ov-maps");
-    if (!vals) {
-      wrap.append(el("div", "ov-empty", t("overview.pending")));
-      return wrap;
-    }
-    const { maps, vector } = Array.isArray(vals[0]) ? { maps: toMaps(vals), vector: false } : asMaps(vals, vals.length > 256 ? CONFIG.overview.vectorRowsMax : 16);
-    const n = maps.length;
-    const [mh, mw] = [maps[0].length, maps[0][0].length];
+  /** How n maps of mh×mw (or one wrapped vector) are laid out in a column: per row, scale. */
+  grid(n, mh, mw, vector, height) {
     const gap = 3;
     const fit = (per) => {
       const rows = Math.ceil(n / per);
@@ -365,6 +376,28 @@ export class Overview {
     for (let per = 2; per <= n; per++) if (fit(per) > fit(perRow)) perRow = per;
     const size = Math.max(4, fit(perRow));
     const scale = vector ? Math.min(Math.min(120, this.colMax) / mw, height / mh, 12) : size / Math.max(mh, mw);
+    const cell = Math.max(4, Math.round(mw * scale));
+    return { perRow, scale, width: vector ? cell : perRow * cell + gap * (perRow - 1) };
+  }
+
+  /** The maps' layout for a tensor of `shape` (C×H×W maps, or a vector), computed or not. */
+  mapsLayout(shape, height) {
+    if (shape.length === 3) return this.grid(shape[0], shape[1], shape[2], false, height);
+    if (shape.length === 2) return this.grid(1, shape[0], shape[1], false, height);
+    const n = shape.reduce((a, b) => a * b, 1);
+    const cols = Math.min(n > 256 ? CONFIG.overview.vectorRowsMax : 16, n);
+    return this.grid(1, Math.ceil(n / cols), cols, true, height);
+  }
+
+  maps(vals, m, height, what, k) {
+    const wrap = el("div", "ov-maps");
+    if (!vals) {
+      wrap.append(el("div", "ov-empty", t("overview.pending")));
+      return wrap;
+    }
+    const { maps, vector } = Array.isArray(vals[0]) ? { maps: toMaps(vals), vector: false } : asMaps(vals, vals.length > 256 ? CONFIG.overview.vectorRowsMax : 16);
+    const [mh, mw] = [maps[0].length, maps[0][0].length];
+    const { perRow, scale } = this.grid(maps.length, mh, mw, vector, height);
     wrap.style.gridTemplateColumns = `repeat(${perRow}, auto)`;
     maps.forEach((map, c) => {
       const cv = this.canvas(`${k}:${c}`, "ov-map");

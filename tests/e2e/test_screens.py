@@ -569,3 +569,26 @@ def test_the_learning_steps_result_is_not_hidden_in_a_scroll_box_at_1024x768(bro
     assert pg.locator("#learn-loss").is_visible()
     assert not problems(pg), problems(pg)
     context.close()
+
+
+@pytest.mark.parametrize("example", ["two-conv", "residual-block", "inception-branches"])
+def test_worked_examples_overview_shows_every_map_without_a_scroll_box(browser, server, example):
+    """1280×720: a block's diagram and its maps fit in the overview (it grows rather than
+    scrolling); every name is whole."""
+    context, pg = new_page(
+        browser, server, f"/?s={example}", viewport={"width": 1280, "height": 720}
+    )
+    wait_traced(pg)
+    go_to_step(pg, step_total(pg) - 1)
+    pg.wait_for_timeout(200)
+    ov = pg.locator("#overview")
+    assert ov.evaluate("(e) => e.scrollHeight <= e.clientHeight + 1")
+    assert ov.evaluate("(e) => e.scrollWidth <= e.clientWidth + 1")
+    cut = pg.evaluate("""() => [...document.querySelectorAll('.ov-map')].filter((m) => {
+      const r = m.getBoundingClientRect(); const c = m.closest('.ov-col').getBoundingClientRect();
+      return r.width === 0 || r.bottom > c.bottom + 0.5 || r.right > c.right + 0.5; }).length""")
+    assert cut == 0
+    assert pg.locator(".ov-map").count() >= 2
+    assert pg.evaluate(CLIPPED_TEXT, ".ov-name, .ov-shape, .ov-empty") == []
+    assert not problems(pg), problems(pg)
+    context.close()

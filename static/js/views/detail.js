@@ -306,6 +306,8 @@ export class DetailView {
   /** Whether the stage scrolls sideways (phone, a step wider than the screen): say so under it. */
   markWide() {
     const wide = this.phone && this.cssW > this.stageSize.w + 1;
+    // a new step starts at its left edge (on phones only: the read lays the page out)
+    if (this.phone && this.stage.scrollLeft) this.stage.scrollLeft = 0;
     this.stage.classList.toggle("wide", wide);
     this.root.dataset.wide = String(wide);
     this.wideEl.hidden = !wide;

@@ -50,7 +50,10 @@ export class DetailView {
     // The stage's size is measured (a forced layout) only when it may have changed: measuring it
     // at every mount laid the page out once more while a learning step's new views were written.
     this.stageSize = null;
-    new ResizeObserver(() => {
+    new ResizeObserver((entries) => {
+      // a phone's stage takes the height of the canvas it holds: only a new width counts
+      const r = entries[entries.length - 1].contentRect;
+      if (this.phone && this.stageSize && this.narrow.matches && Math.abs(r.width - this.stageSize.w) <= 2) return;
       this.stageSize = null;
       this.resize();
     }).observe(this.stage);

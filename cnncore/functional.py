@@ -14,6 +14,7 @@ Uncovered input cells (when (H + 2p - k) is not divisible by s) keep a zero grad
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -194,7 +195,7 @@ def _blocks_product(x_pad, w_mat, kernel, stride, out_hw, prod, parallel: bool) 
             np.matmul(cols, w_mat, out=prod[first:last].reshape(-1, c_out))
 
     n, block = x_pad.shape[0], _block_samples(x_pad, kernel, out_hw)
-    if not parallel or _helper is None or n <= block:
+    if not parallel or not _can_share() or n <= block:
         run(0)
         return
     mid = (-(-n // block) + 1) // 2 * block  # half of the blocks, rounded up
@@ -237,16 +238,19 @@ def _conv2d_forward(x, w, b, stride: Pair, padding: Pair, parallel: bool):
         w_mat = w.transpose(2, 3, 1, 0).reshape(kh * kw * c_in, c_out).astype(dtype, copy=False)
         prod = np.empty((n, ho, wo, c_out), dtype=dtype)
         _blocks_product(x_pad, w_mat, (kh, kw), stride, out_hw, prod, parallel)
-        np.add(prod.transpose(0, 3, 1, 2), b[:, None, None], out=z)
+        prod = prod.transpose(0, 3, 1, 2)
+        _halves(lambda i, j: np.add(prod[i:j], b[:, None, None], out=z[i:j]), n)
         return z, ConvCache(x.shape, "blocks", x_pad, w, stride, padding, out_hw)
     x_pad = pad_nchw(x, padding).transpose(1, 0, 2, 3)  # (C_in, N, H_pad, W_pad) view
     windows = sliding_window_view(x_pad, (kh, kw), axis=(2, 3))
     windows = windows[:, :, :: stride[0], :: stride[1]][:, :, :ho, :wo]
     cols = np.empty((kh, kw, c_in, n, ho, wo), dtype=dtype)
-    np.copyto(cols, windows.transpose(4, 5, 0, 1, 2, 3))
+    windows = windows.transpose(4, 5, 0, 1, 2, 3)
+    _halves(lambda i, j: np.copyto(cols[:, :, :, i:j], windows[:, :, :, i:j]), n)
     w_mat = w.transpose(0, 2, 3, 1).reshape(c_out, kh * kw * c_in).astype(dtype, copy=False)
     prod = w_mat @ cols.reshape(kh * kw * c_in, -1)  # (C_out, N*Ho*Wo)
-    np.add(prod.reshape(c_out, n, ho, wo).transpose(1, 0, 2, 3), b[:, None, None], out=z)
+    prod = prod.reshape(c_out, n, ho, wo).transpose(1, 0, 2, 3)
+    _halves(lambda i, j: np.add(prod[i:j], b[:, None, None], out=z[i:j]), n)
     return z, ConvCache(x.shape, "offsets", cols, w, stride, padding, out_hw)
 
 
@@ -277,7 +281,7 @@ def conv2d_backward(
         and pw < kw
         and c_in >= DIRECT_DX_MIN_CHANNELS
     )
-    if cache.layout == "blocks" and direct_dx and _helper is not None:
+    if cache.layout == "blocks" and direct_dx and _can_share():
         # two threads: dx (a forward convolution, below) in the helper, dw here
         with _one_blas_thread():
             dx_job = _helper.submit(_direct_dx, dz, w, cache.padding, dtype)
@@ -369,12 +373,38 @@ def training_threads(threads: int | None = None):
         yield
         return
     _blas_libs = [(lib, lib.num_threads) for lib in libs]
-    _helper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cnncore-conv")
+    _helper = ThreadPoolExecutor(
+        max_workers=1, thread_name_prefix="cnncore-conv", initializer=_mark_helper
+    )
     try:
         yield
     finally:
         helper, _helper, _blas_libs = _helper, None, []
         helper.shutdown(wait=True)
+
+
+_in_helper = threading.local()  # .active: this thread is the helper (it never hands on work)
+
+
+def _mark_helper() -> None:
+    _in_helper.active = True
+
+
+def _can_share() -> bool:
+    return _helper is not None and not getattr(_in_helper, "active", False)
+
+
+def _halves(run, n: int) -> None:
+    """run(start, stop) over the samples [0, n): the second half in the helper thread when
+    training with two threads (element-wise work, so the same bits either way)."""
+    if not _can_share() or n < 2:
+        run(0, n)
+        return
+    other = _helper.submit(run, n // 2, n)
+    try:
+        run(0, n // 2)
+    finally:
+        other.result()
 
 
 @contextmanager
@@ -465,21 +495,26 @@ def maxpool2d_forward(
     if _non_overlapping(kernel, stride, padding):
         out_hw = output_hw(x.shape, kernel, stride, padding)
         index_type = np.min_scalar_type(-(kernel[0] * kernel[1]))
-        out = first = better = None
-        for u, v, k in offsets(kernel):
-            cand = offset_slice(x, u, v, stride, out_hw)
-            if out is None:
-                out = cand.copy()
-                first = np.zeros(out.shape, dtype=index_type)
-                better = np.empty(out.shape, dtype=bool)
-                k_better = np.empty(out.shape, dtype=index_type)
-                continue
-            # first = the last offset that was strictly greater than all before it; offsets
-            # grow, so max(first, k * better) records it without a branchy np.where.
-            np.greater(cand, out, out=better)
-            np.multiply(better.view(np.int8), k, out=k_better, dtype=index_type)
-            np.maximum(first, k_better, out=first)
-            np.maximum(out, cand, out=out)  # a NaN stays NaN, as in the general path
+        out = np.empty((*x.shape[:2], *out_hw), dtype=x.dtype)
+        first = np.zeros(out.shape, dtype=index_type)
+
+        def run(start: int, stop: int) -> None:  # the samples [start, stop)
+            xs, outs, firsts = x[start:stop], out[start:stop], first[start:stop]
+            better = np.empty(outs.shape, dtype=bool)
+            k_better = np.empty(outs.shape, dtype=index_type)
+            for u, v, k in offsets(kernel):
+                cand = offset_slice(xs, u, v, stride, out_hw)
+                if k == 0:
+                    np.copyto(outs, cand)
+                    continue
+                # first = the last offset that was strictly greater than all before it;
+                # offsets grow, so max(first, k * better) records it without a branchy where.
+                np.greater(cand, outs, out=better)
+                np.multiply(better.view(np.int8), k, out=k_better, dtype=index_type)
+                np.maximum(firsts, k_better, out=firsts)
+                np.maximum(outs, cand, out=outs)  # a NaN stays NaN, as in the general path
+
+        _halves(run, x.shape[0])
         cache = MaxPoolCache(x.shape, kernel, stride, padding, x=x, out=out, first=first)
         return out, cache
     best, argmax = _maxpool_general(x, kernel, stride, padding)
@@ -518,10 +553,15 @@ def maxpool2d_backward(
         dx = (np.empty if covered else np.zeros)(shape, dtype=dout.dtype)
         if channels_major:
             dx = dx.transpose(1, 0, 2, 3)  # an (N, C, H, W) view
-        hit = np.empty(dout.shape, dtype=bool)
-        for u, v, k in offsets(cache.kernel):
-            np.equal(cache.first, k, out=hit)
-            where_or_zero(hit, dout, out=offset_slice(dx, u, v, cache.stride, out_hw))
+
+        def run(start: int, stop: int) -> None:  # the samples [start, stop)
+            firsts, douts, dxs = cache.first[start:stop], dout[start:stop], dx[start:stop]
+            hit = np.empty(douts.shape, dtype=bool)
+            for u, v, k in offsets(cache.kernel):
+                np.equal(firsts, k, out=hit)
+                where_or_zero(hit, douts, out=offset_slice(dxs, u, v, cache.stride, out_hw))
+
+        _halves(run, n)
         return dx
     ph, pw = cache.padding
     dx_pad = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=dout.dtype)

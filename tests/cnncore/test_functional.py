@@ -391,3 +391,30 @@ def test_conv2d_training_threads_give_the_same_bits(monkeypatch, block_bytes):
 def test_training_threads_with_one_thread_is_off():
     with F.training_threads(1):
         assert F._helper is None
+
+
+@pytest.mark.parametrize("channels_major", [False, True])
+def test_pool_and_first_conv_with_training_threads_give_the_same_bits(channels_major):
+    # The helper also takes half of the batch of the non-overlapping max-pool (forward and
+    # backward) and of the few-channel convolution's copies: element-wise, so the same bits.
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("one CPU: training_threads stays off")
+    rng = np.random.default_rng(12)
+    x = rng.integers(-2, 3, size=(5, 3, 8, 6)).astype(np.float32)  # many ties
+    w = rng.normal(size=(4, 1, 5, 5)).astype(np.float32)
+    img = rng.normal(size=(5, 1, 12, 12)).astype(np.float32)
+    b = rng.normal(size=4).astype(np.float32)
+
+    def run():
+        out, cache = F.maxpool2d_forward(x, (2, 2), (2, 2))
+        dx = F.maxpool2d_backward(np.ones_like(out) - out, cache, channels_major=channels_major)
+        z, conv_cache = F.conv2d_forward(img, w, b, (1, 1), (2, 2))
+        assert conv_cache.layout == "offsets"
+        dw = F.conv2d_backward(z, conv_cache, need_dx=False)[1]
+        return out, cache.first, dx, z, dw
+
+    one = run()
+    with F.training_threads(2):
+        two = run()
+    for a, b_ in zip(one, two, strict=True):
+        assert a.tobytes() == b_.tobytes() and a.strides == b_.strides

@@ -2,6 +2,7 @@
 
 // Bodies larger than this go up gzip-compressed (Content-Encoding: gzip; the server inflates
 // them, capped): a learner's 128k digit-model parameters as exact base64 are 1.4 MB, ~0.6 MB
+// gzipped, or as their changes to the model's own (what the page sends) ~0.2 MB, ~0.15 MB
 // gzipped; a drawing sent to /api/predict (112×112 numbers, mostly 0) ~28 KB, ~3 KB gzipped.
 const GZIP_ABOVE = 4 * 1024;
 
@@ -11,9 +12,10 @@ async function gzip(text) {
 }
 
 // The next "Apply one step" body of learned weights, gzipped ahead of time (in idle time after
-// the trace it follows): gzipping 1.4 MB is most of a step's time in the page. Used only when
-// the body sent is this one: the same `params` object (the learned weights as received) and the
-// same other fields, so the click need not even write the 1.4 MB of text again.
+// the trace it follows): gzipping the learned weights (1.4 MB as every value, ~0.2 MB as
+// changes) was most of a step's time in the page. Used only when the body sent is this one: the
+// same `params` object (the learned weights as received) and the same other fields, so the
+// click need not even write the text again.
 let ahead = null;
 
 function aheadKey(body) {

@@ -199,12 +199,11 @@ def _blocks_product(x_pad, w_mat, kernel, stride, out_hw, prod, parallel: bool) 
         run(0)
         return
     mid = (-(-n // block) + 1) // 2 * block  # half of the blocks, rounded up
-    with _one_blas_thread():
-        other = _helper.submit(run, mid)
-        try:
-            run(0, mid)
-        finally:
-            other.result()
+    other = _helper.submit(run, mid)
+    try:
+        run(0, mid)
+    finally:
+        other.result()
 
 
 def conv2d_forward(
@@ -248,7 +247,8 @@ def _conv2d_forward(x, w, b, stride: Pair, padding: Pair, parallel: bool):
     windows = windows.transpose(4, 5, 0, 1, 2, 3)
     _halves(lambda i, j: np.copyto(cols[:, :, :, i:j], windows[:, :, :, i:j]), n)
     w_mat = w.transpose(0, 2, 3, 1).reshape(c_out, kh * kw * c_in).astype(dtype, copy=False)
-    prod = w_mat @ cols.reshape(kh * kw * c_in, -1)  # (C_out, N*Ho*Wo)
+    cols_mat, prod = cols.reshape(kh * kw * c_in, -1), np.empty((c_out, n * ho * wo), dtype)
+    _halves(lambda i, j: np.matmul(w_mat, cols_mat[:, i:j], out=prod[:, i:j]), n, ho * wo)
     prod = prod.reshape(c_out, n, ho, wo).transpose(1, 0, 2, 3)
     _halves(lambda i, j: np.add(prod[i:j], b[:, None, None], out=z[i:j]), n)
     return z, ConvCache(x.shape, "offsets", cols, w, stride, padding, out_hw)
@@ -283,12 +283,11 @@ def conv2d_backward(
     )
     if cache.layout == "blocks" and direct_dx and _can_share():
         # two threads: dx (a forward convolution, below) in the helper, dw here
-        with _one_blas_thread():
-            dx_job = _helper.submit(_direct_dx, dz, w, cache.padding, dtype)
-            try:
-                dw = _blocks_dw(dz_t, cache)
-            finally:
-                dx = dx_job.result()
+        dx_job = _helper.submit(_direct_dx, dz, w, cache.padding, dtype)
+        try:
+            dw = _blocks_dw(dz_t, cache)
+        finally:
+            dx = dx_job.result()
         return dx, np.ascontiguousarray(dw), db
     if cache.layout == "blocks":
         dw = _blocks_dw(dz_t, cache)
@@ -348,22 +347,23 @@ def _direct_dx(dz: np.ndarray, w: np.ndarray, padding: Pair, dtype, parallel: bo
 
 # --------------------------------------------------------------------------- two threads
 
-# Training with two BLAS threads: OpenBLAS splits each of these products over both cores
-# poorly (they are narrow and, block by block, short), so `training_threads` starts one helper
-# thread instead, and the convolutions hand it whole pieces of work (half of the forward
-# blocks; the input gradient while the weight gradient is computed here), each thread running
-# BLAS with one thread. Every product is the same call on the same operands as with one
-# thread, so the results are the same bit for bit. NumPy releases the GIL in these copies and
-# products. Off (None) unless a training loop turns it on.
+# Training with two BLAS threads: OpenBLAS splits these products over both cores poorly (they
+# are narrow and, block by block, short) and its worker spin-waits between them, so inside
+# `training_threads` BLAS runs with one thread and one helper thread takes whole pieces of
+# work instead: half of the batch of the forward blocks, of the first convolution's product,
+# of the max-pools and of the bias passes; the input gradient while the weight gradient is
+# computed in the caller. Every product is the same one-thread BLAS call on the same operands
+# as in a one-thread run, and the rest is element-wise, so the results are the one-thread
+# results bit for bit. NumPy releases the GIL in these copies, passes and products. Off
+# (None) unless a training loop turns it on.
 _helper: ThreadPoolExecutor | None = None
-_blas_libs: list = []  # threadpoolctl controllers of the BLAS libraries, while on
 
 
 @contextmanager
 def training_threads(threads: int | None = None):
     """Within the block, float32 convolutions use two threads when `threads` (default: the BLAS
     library's thread count) is 2 or more and the machine has two cores or more."""
-    global _helper, _blas_libs
+    global _helper
     from threadpoolctl import ThreadpoolController
 
     libs = ThreadpoolController().select(user_api="blas").lib_controllers
@@ -372,15 +372,19 @@ def training_threads(threads: int | None = None):
     if threads < 2 or (os.cpu_count() or 1) < 2 or _helper is not None:
         yield
         return
-    _blas_libs = [(lib, lib.num_threads) for lib in libs]
+    counts = [lib.num_threads for lib in libs]
+    for lib in libs:
+        lib.set_num_threads(1)
     _helper = ThreadPoolExecutor(
         max_workers=1, thread_name_prefix="cnncore-conv", initializer=_mark_helper
     )
     try:
         yield
     finally:
-        helper, _helper, _blas_libs = _helper, None, []
+        helper, _helper = _helper, None
         helper.shutdown(wait=True)
+        for lib, count in zip(libs, counts, strict=True):
+            lib.set_num_threads(count)
 
 
 _in_helper = threading.local()  # .active: this thread is the helper (it never hands on work)
@@ -394,29 +398,18 @@ def _can_share() -> bool:
     return _helper is not None and not getattr(_in_helper, "active", False)
 
 
-def _halves(run, n: int) -> None:
-    """run(start, stop) over the samples [0, n): the second half in the helper thread when
-    training with two threads (element-wise work, so the same bits either way)."""
+def _halves(run, n: int, unit: int = 1) -> None:
+    """run(start, stop) over [0, n * unit): the second half of the n samples (`unit` entries
+    each) in the helper thread when training with two threads."""
     if not _can_share() or n < 2:
-        run(0, n)
+        run(0, n * unit)
         return
-    other = _helper.submit(run, n // 2, n)
+    mid = n // 2 * unit
+    other = _helper.submit(run, mid, n * unit)
     try:
-        run(0, n // 2)
+        run(0, mid)
     finally:
         other.result()
-
-
-@contextmanager
-def _one_blas_thread():
-    """BLAS with one thread while both threads compute (the count is the library's, global)."""
-    for lib, _ in _blas_libs:
-        lib.set_num_threads(1)
-    try:
-        yield
-    finally:
-        for lib, threads in _blas_libs:
-            lib.set_num_threads(threads)
 
 
 # --------------------------------------------------------------------------- pooling

@@ -113,6 +113,10 @@ def test_other_input_sizes_get_the_input_card(page, tmp_path):
     assert "3×8×8" in page.locator("#onnx-input-card h2").inner_text()
     assert page.locator("#onnx-input-card input.ev").count() == 0  # 192 values
     assert step_total(page) > 4
+    # the card's controls stay inside it (the button once overflowed the side column)
+    card = page.locator("#onnx-input-card").bounding_box()
+    button = page.locator("#onnx-random").bounding_box()
+    assert card["x"] <= button["x"] and button["x"] + button["width"] <= card["x"] + card["width"]
     with page.expect_response(lambda r: r.url.endswith("/api/trace")) as resp:
         page.locator("#onnx-random").click()
     body = sent(resp.value.request)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import json
 import math
+import re
 import time
 
 import httpx
@@ -145,6 +146,9 @@ def test_three_steps_lower_the_loss_and_the_target_wins(page, server, screenshot
     record("learn_step_click_to_new_trace_ms", times)
     assert page.locator("#probs").get_attribute("data-prediction") == "7"
     assert page.locator("#learn-layers button").count() == 4
+    # a number's exponent never breaks across lines in a narrow card ("3.66e-" / "12")
+    for text in page.locator("#learn-layers button").all_inner_texts():
+        assert not re.search("e[+-](?!\u2060)", text), text
     page.locator("#learn-layers button").nth(0).click()
     assert "32×1×5×5" in page.locator("#learn-map canvas").get_attribute("aria-label")
     page.screenshot(path=str(screenshots / "learn-digits.png"))

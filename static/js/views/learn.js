@@ -11,6 +11,10 @@ import { paintMap } from "./heatmap.js";
 
 const $ = (id) => document.getElementById(id);
 
+/** A number as shown, kept on one line: a word joiner after an exponent's sign stops a narrow
+ * card from breaking "3.66e-12" into "3.66e-" and "12" (invisible, and screen readers skip it). */
+const whole = (text) => text.replace(/e([+-])/g, "e$1\u2060");
+
 function el(tag, cls, text) {
   const e = document.createElement(tag);
   if (cls) e.className = cls;
@@ -156,7 +160,7 @@ export class LearnPanel {
     if (!result) return;
     const { trace, lossAfter } = result;
     const loss = $("learn-loss");
-    loss.textContent = t("learn.loss", { before: fmt4(trace.loss), after: fmt4(lossAfter), n: result.steps });
+    loss.textContent = t("learn.loss", { before: whole(fmt4(trace.loss)), after: whole(fmt4(lossAfter)), n: result.steps });
     loss.dataset.before = full(trace.loss);
     loss.dataset.after = full(lossAfter);
     loss.title = `${full(trace.loss)} → ${full(lossAfter)}`;
@@ -186,7 +190,7 @@ export class LearnPanel {
       b.type = "button";
       b.dataset.layer = String(d.layer);
       b.setAttribute("aria-pressed", String(d.layer === this.selected));
-      const text = t("learn.layerDelta", { n: d.layer + 1, name: layerName(spec), w: fmt(d.maxW), b: fmt(d.maxB) });
+      const text = t("learn.layerDelta", { n: d.layer + 1, name: layerName(spec), w: whole(fmt(d.maxW)), b: whole(fmt(d.maxB)) });
       b.textContent = text;
       b.title = `max |ΔW| = ${full(d.maxW)}, max |Δb| = ${full(d.maxB)}`;
       b.setAttribute("aria-label", t("learn.layerAria", { text }));
@@ -219,6 +223,6 @@ export class LearnPanel {
     cv.setAttribute("aria-label", t("learn.mapAria", { name, m: fmt(d.maxW) }));
     cv.title = name;
     wrap.append(cv);
-    $("learn-map-legend").textContent = t("learn.mapLegend", { n: d.layer + 1, m: fmt(d.maxW) });
+    $("learn-map-legend").textContent = t("learn.mapLegend", { n: d.layer + 1, m: whole(fmt(d.maxW)) });
   }
 }

@@ -13,6 +13,7 @@ import os
 
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_limits
 
 from cnncore import functional as F  # noqa: N812
 from cnncore import naive
@@ -374,9 +375,10 @@ def test_conv2d_training_threads_give_the_same_bits(monkeypatch, block_bytes):
     x = rng.normal(size=(7, 16, 9, 8)).astype(np.float32)
     w = rng.normal(size=(8, 16, 5, 5)).astype(np.float32)
     b = rng.normal(size=8).astype(np.float32)
-    z1, c1 = F.conv2d_forward(x, w, b, (1, 1), (2, 2))
-    dz = rng.normal(size=z1.shape).astype(np.float32)
-    one = F.conv2d_backward(dz, c1)
+    with threadpool_limits(1, user_api="blas"):  # the one-thread reference
+        z1, c1 = F.conv2d_forward(x, w, b, (1, 1), (2, 2))
+        dz = rng.normal(size=z1.shape).astype(np.float32)
+        one = F.conv2d_backward(dz, c1)
     with F.training_threads(2):
         assert F._helper is not None
         z2, c2 = F.conv2d_forward(x, w, b, (1, 1), (2, 2))
@@ -413,7 +415,8 @@ def test_pool_and_first_conv_with_training_threads_give_the_same_bits(channels_m
         dw = F.conv2d_backward(z, conv_cache, need_dx=False)[1]
         return out, cache.first, dx, z, dw
 
-    one = run()
+    with threadpool_limits(1, user_api="blas"):  # the one-thread reference
+        one = run()
     with F.training_threads(2):
         two = run()
     for a, b_ in zip(one, two, strict=True):

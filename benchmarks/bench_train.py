@@ -48,8 +48,6 @@ def _worker(args: argparse.Namespace) -> dict:
     from cnncore.train import BUNDLED_SPEC, DIGITS_SPEC, LENET_SPEC, forward_for_training
 
     keep_freed_memory()  # as `cnnviz train` does
-    threads = training_threads()  # as `cnnviz train` does: a helper thread with 2 BLAS threads
-    threads.__enter__()
     torch.set_num_threads(args.threads)
     split = data.load_split()
     x = np.ascontiguousarray(split.x_train[: args.images])
@@ -65,10 +63,12 @@ def _worker(args: argparse.Namespace) -> dict:
         opt = Adam(model.params, lr=1e-3)
 
         def engine_block(model=model, opt=opt):
-            for xb, yb in batches:  # the step of `cnnviz train` (cnncore.train.train)
-                _, records = forward_for_training(model, xb)
-                model.backward(records, model.encode_target(yb, len(yb), np.float32), False)
-                opt.step([rec.grads() for rec in records])
+            # the step of `cnnviz train` (cnncore.train.train), with its thread setting
+            with training_threads(multiply_adds=model.multiply_adds()):
+                for xb, yb in batches:
+                    _, records = forward_for_training(model, xb)
+                    model.backward(records, model.encode_target(yb, len(yb), np.float32), False)
+                    opt.step([rec.grads() for rec in records])
 
         tnet = _torch_model(torch, net)
         topt = torch.optim.Adam(tnet.parameters(), lr=1e-3)

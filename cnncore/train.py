@@ -303,7 +303,7 @@ def train(
         zip([p for p in averaged.params if p], [p for p in model.params if p], strict=True)
     )
     # two BLAS threads: the convolutions share their work with a helper thread, same bits
-    with training_threads():
+    with training_threads(multiply_adds=model.multiply_adds()):
         history = []
         run_start = time.perf_counter()
         for epoch in range(epochs):

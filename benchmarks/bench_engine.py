@@ -13,7 +13,7 @@ the pixel values).
 (b) float32 batch-64 training throughput (images/s: forward + backward + Adam step)
 (c) the same for issue 12's digit network (conv 16@5x5 pad 2, conv 32@5x5 pad 2, dense 64; the
     bundled model is this network with 32 filters in its first conv)
-    engine: net.loss_and_grads + cnncore.optim.Adam
+    engine: the step of `cnnviz train` (train.forward_for_training, backward, Adam)
     naive:  the oracle's batch gradients (float64, it has no float32 path) + the same Adam step
     torch:  nn.Sequential + torch.optim.Adam, float32
 
@@ -58,10 +58,11 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cnncore import naive  # noqa: E402
+from cnncore.functional import training_threads  # noqa: E402
 from cnncore.memory import keep_freed_memory  # noqa: E402
 from cnncore.network import Network  # noqa: E402
 from cnncore.optim import Adam  # noqa: E402
-from cnncore.train import DIGITS_SPEC, LENET_SPEC  # noqa: E402
+from cnncore.train import DIGITS_SPEC, LENET_SPEC, forward_for_training  # noqa: E402
 
 SPEC = LENET_SPEC
 BATCH = 64
@@ -169,6 +170,13 @@ def torch_trace_fn(torch, net: Network, x: np.ndarray, label: int):
     return run
 
 
+def _train_step(model: Network, opt, xb: np.ndarray, yb: np.ndarray) -> None:
+    """One step as `cnnviz train` takes it (cnncore.train.train)."""
+    _, records = forward_for_training(model, xb)
+    model.backward(records, model.encode_target(yb, len(yb), np.float32), input_grad=False)
+    opt.step([rec.grads() for rec in records])
+
+
 def torch_train_fn(torch, net: Network, x: np.ndarray, y: np.ndarray):
     mods = torch_modules(torch, net, torch.float32)
     layers = []
@@ -243,8 +251,7 @@ def main() -> None:
     opt = Adam(model.params, lr=1e-3)
 
     def engine_step():
-        _, grads = model.loss_and_grads(xb, yb)
-        opt.step(grads)
+        _train_step(model, opt, xb, yb)
 
     naive_model = net.copy()
     naive_opt = Adam(naive_model.params, lr=1e-3)
@@ -269,14 +276,15 @@ def main() -> None:
     digit_opt = Adam(digit_model.params, lr=1e-3)
 
     def digit_step():
-        _, grads = digit_model.loss_and_grads(xb, yb)
-        digit_opt.step(grads)
+        _train_step(digit_model, digit_opt, xb, yb)
 
     fns = {"engine": (digit_step, block // 2, 2)}
     if torch is not None:
         fns["torch"] = (torch_train_fn(torch, Network.from_spec(DIGITS_SPEC, seed=0), xb, yb),)
         fns["torch"] += (block // 2, 2)
-    digits = block_medians(fns, rounds)
+    # as `cnnviz train`: with two BLAS threads a helper thread shares the convolutions' work
+    with training_threads(multiply_adds=digit_model.multiply_adds()):
+        digits = block_medians(fns, rounds)
 
     print(
         f"NumPy BLAS threads: {threads}; torch.set_num_threads({threads}); "

@@ -17,7 +17,6 @@ received (`"model"` with `"params"`): ~0.2 MB instead of 1.4 MB of base64 each w
 
 from __future__ import annotations
 
-import binascii
 from typing import Any
 
 import numpy as np
@@ -27,11 +26,7 @@ from cnncore.blocks import flatten_params
 
 from ..errors import ApiError, Loc
 from .serialize import b64encode
-
-try:
-    from pybase64 import b64decode
-except ImportError:  # the standard library's then, same values
-    from base64 import b64decode
+from .validate import base64_bytes
 
 KEYS = {"dtype", "shape", "changed", "data"}
 
@@ -92,25 +87,6 @@ def wire_key(params: Any) -> list[list[tuple[str, bytes, bytes]]] | None:
     return out
 
 
-def _b64(value: Any, loc: Loc, n_bytes: int, what: str) -> bytes:
-    if not isinstance(value, str):
-        raise ApiError(loc, "must be a base64 string", "encoded_array")
-    if len(value) != 4 * ((n_bytes + 2) // 3):
-        raise ApiError(
-            loc,
-            f"must be the base64 of {what} ({n_bytes} bytes, {4 * ((n_bytes + 2) // 3)} "
-            f"base64 characters), got {len(value)} characters",
-            "encoded_array",
-        )
-    try:
-        raw = b64decode(value.encode("ascii"), validate=True)
-    except (binascii.Error, ValueError, UnicodeEncodeError):
-        raise ApiError(loc, "is not valid base64", "encoded_array") from None
-    if len(raw) != n_bytes:  # the padding says fewer bytes
-        raise ApiError(loc, f"must be {n_bytes} bytes of {what}, got {len(raw)}", "encoded_array")
-    return raw
-
-
 def from_changes(value: dict, base: np.ndarray, loc: Loc, lo: float, hi: float) -> np.ndarray:
     """The array `value` (the form above) describes: `base` with the changed values put in,
     checked like any array the API takes (shape, finite, in [lo, hi]); errors name the field."""
@@ -127,13 +103,15 @@ def from_changes(value: dict, base: np.ndarray, loc: Loc, lo: float, hi: float) 
     if value["shape"] != shape:
         raise ApiError((*loc, "shape"), f"must be {shape}, got {value['shape']!r}", "shape")
     n = base.size
-    raw = _b64(value["changed"], (*loc, "changed"), (n + 7) // 8, f"a bitmask of {n} bits")
+    raw = base64_bytes(value["changed"], (*loc, "changed"), (n + 7) // 8, f"a bitmask of {n} bits")
     mask = np.unpackbits(np.frombuffer(raw, np.uint8), bitorder="little")
     if mask[n:].any():
         raise ApiError((*loc, "changed"), f"sets a bit past the array's {n} values", "shape")
     mask = mask[:n].astype(bool)
     k = int(np.count_nonzero(mask))
-    data = _b64(value["data"], (*loc, "data"), 8 * k, f"the {k} float64 values 'changed' marks")
+    data = base64_bytes(
+        value["data"], (*loc, "data"), 8 * k, f"the {k} float64 values 'changed' marks"
+    )
     vals = np.frombuffer(data, dtype="<f8")
     ok = np.isfinite(vals) & (vals >= lo) & (vals <= hi)
     if not ok.all():

@@ -17,6 +17,27 @@ except ImportError:  # the standard library's then, same values
     from base64 import b64decode
 
 
+def base64_bytes(value: Any, loc: Loc, n_bytes: int, what: str) -> bytes:
+    """A base64 string that must decode to exactly `n_bytes` bytes of `what` (the API's one
+    check of base64 data: arrays here, learned weights' changes in `changes.py`)."""
+    if not isinstance(value, str):
+        raise ApiError(loc, "must be a base64 string", "encoded_array")
+    if len(value) != 4 * ((n_bytes + 2) // 3):
+        raise ApiError(
+            loc,
+            f"must be the base64 of {what} ({n_bytes} bytes, {4 * ((n_bytes + 2) // 3)} "
+            f"base64 characters), got {len(value)} characters",
+            "encoded_array",
+        )
+    try:
+        raw = b64decode(value.encode("ascii"), validate=True)
+    except (binascii.Error, ValueError, UnicodeEncodeError):
+        raise ApiError(loc, "is not valid base64", "encoded_array") from None
+    if len(raw) != n_bytes:  # the padding says fewer bytes
+        raise ApiError(loc, f"must be {n_bytes} bytes of {what}, got {len(raw)}", "encoded_array")
+    return raw
+
+
 @lru_cache(maxsize=32)
 def _numbers(depth: int, lo: float, hi: float) -> TypeAdapter:
     """A strict validator for a `depth`-deep nested list of numbers in [lo, hi]."""
@@ -89,23 +110,10 @@ def from_base64(value: dict, shape: tuple[int, ...], loc: Loc, lo: float, hi: fl
         raise ApiError((*loc, "dtype"), "must be 'float64'", "encoded_array")
     if value["shape"] != list(shape):
         raise ApiError((*loc, "shape"), f"must be {list(shape)}, got {value['shape']!r}", "shape")
-    data = value["data"]
-    if not isinstance(data, str):
-        raise ApiError((*loc, "data"), "must be a base64 string", "encoded_array")
     n = 1
     for d in shape:
         n *= d
-    if len(data) != 4 * ((8 * n + 2) // 3):
-        raise ApiError(
-            (*loc, "data"),
-            f"must be the base64 of {n} float64 values ({8 * n} bytes, "
-            f"{4 * ((8 * n + 2) // 3)} base64 characters), got {len(data)} characters",
-            "encoded_array",
-        )
-    try:
-        raw = b64decode(data.encode("ascii"), validate=True)
-    except (binascii.Error, ValueError, UnicodeEncodeError):
-        raise ApiError((*loc, "data"), "is not valid base64", "encoded_array") from None
+    raw = base64_bytes(value["data"], (*loc, "data"), 8 * n, f"{n} float64 values")
     arr = np.frombuffer(raw, dtype="<f8").astype(np.float64).reshape(shape)
     ok = np.isfinite(arr) & (arr >= lo) & (arr <= hi)
     if not ok.all():

@@ -26,7 +26,7 @@ from cnncore.blocks import flatten_params
 
 from ..errors import ApiError, Loc
 from .serialize import b64encode
-from .validate import base64_bytes
+from .validate import base64_bytes, check_dtype_and_shape, check_values
 
 KEYS = {"dtype", "shape", "changed", "data"}
 
@@ -97,11 +97,7 @@ def from_changes(value: dict, base: np.ndarray, loc: Loc, lo: float, hi: float) 
             f"'<base64 bitmask>', 'data': '<base64>'}}; got the keys {sorted(value)}",
             "encoded_array",
         )
-    if value["dtype"] != "float64":
-        raise ApiError((*loc, "dtype"), "must be 'float64'", "encoded_array")
-    shape = list(base.shape)
-    if value["shape"] != shape:
-        raise ApiError((*loc, "shape"), f"must be {shape}, got {value['shape']!r}", "shape")
+    check_dtype_and_shape(value, base.shape, loc)
     n = base.size
     raw = base64_bytes(value["changed"], (*loc, "changed"), (n + 7) // 8, f"a bitmask of {n} bits")
     mask = np.unpackbits(np.frombuffer(raw, np.uint8), bitorder="little")
@@ -113,16 +109,7 @@ def from_changes(value: dict, base: np.ndarray, loc: Loc, lo: float, hi: float) 
         value["data"], (*loc, "data"), 8 * k, f"the {k} float64 values 'changed' marks"
     )
     vals = np.frombuffer(data, dtype="<f8")
-    ok = np.isfinite(vals) & (vals >= lo) & (vals <= hi)
-    if not ok.all():
-        j = int(np.argmin(ok))
-        v = float(vals[j])
-        msg = (
-            "must be a finite number"
-            if not np.isfinite(v)
-            else f"{v!r} is out of range: between {lo:g} and {hi:g}"
-        )
-        raise ApiError((*loc, "data", j), msg, "value_error")
+    check_values(vals, (*loc, "data"), lo, hi)
     out = np.array(base, dtype=np.float64, order="C")  # a copy: the model's own stay as they are
     out.reshape(-1)[mask] = vals
     return out

@@ -106,23 +106,34 @@ def from_base64(value: dict, shape: tuple[int, ...], loc: Loc, lo: float, hi: fl
             f"got the keys {sorted(value)}",
             "encoded_array",
         )
-    if value["dtype"] != "float64":
-        raise ApiError((*loc, "dtype"), "must be 'float64'", "encoded_array")
-    if value["shape"] != list(shape):
-        raise ApiError((*loc, "shape"), f"must be {list(shape)}, got {value['shape']!r}", "shape")
+    check_dtype_and_shape(value, shape, loc)
     n = 1
     for d in shape:
         n *= d
     raw = base64_bytes(value["data"], (*loc, "data"), 8 * n, f"{n} float64 values")
     arr = np.frombuffer(raw, dtype="<f8").astype(np.float64).reshape(shape)
-    ok = np.isfinite(arr) & (arr >= lo) & (arr <= hi)
-    if not ok.all():
-        idx = tuple(int(i) for i in np.argwhere(~ok)[0])
-        v = float(arr[idx])
-        msg = (
-            "must be a finite number"
-            if not np.isfinite(v)
-            else f"{v!r} is out of range: between {lo:g} and {hi:g}"
-        )
-        raise ApiError((*loc, "data", *idx), msg, "value_error")
+    check_values(arr, (*loc, "data"), lo, hi)
     return arr
+
+
+def check_dtype_and_shape(value: dict, shape: tuple[int, ...], loc: Loc) -> None:
+    """An encoded array's `dtype` (float64 only) and `shape` (the one expected)."""
+    if value["dtype"] != "float64":
+        raise ApiError((*loc, "dtype"), "must be 'float64'", "encoded_array")
+    if value["shape"] != list(shape):
+        raise ApiError((*loc, "shape"), f"must be {list(shape)}, got {value['shape']!r}", "shape")
+
+
+def check_values(arr: np.ndarray, loc: Loc, lo: float, hi: float) -> None:
+    """Every value finite and in [lo, hi]; the first that is not is named by its index."""
+    ok = np.isfinite(arr) & (arr >= lo) & (arr <= hi)
+    if ok.all():
+        return
+    idx = tuple(int(i) for i in np.argwhere(~ok)[0])
+    v = float(arr[idx])
+    msg = (
+        "must be a finite number"
+        if not np.isfinite(v)
+        else f"{v!r} is out of range: between {lo:g} and {hi:g}"
+    )
+    raise ApiError((*loc, *idx), msg, "value_error")

@@ -22,6 +22,11 @@ needs_model = pytest.mark.skipif(not HAS_DIGITS, reason="the trained digit model
 
 NO_PAGE_OVERFLOW = "document.documentElement.scrollWidth <= document.documentElement.clientWidth"
 
+# a phone: 390×844, touch, retina
+PHONE = dict(
+    viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True, device_scale_factor=2
+)
+
 
 def new_page(browser, server, path="/", **ctx):
     context = browser.new_context(**ctx)
@@ -56,14 +61,7 @@ def touch_draw(pg, cdp, stroke) -> None:
 
 @needs_model
 def test_phone_one_column_touch_drawing_and_a_tappable_stepper(browser, server, screenshots):
-    context, pg = new_page(
-        browser,
-        server,
-        viewport={"width": 390, "height": 844},
-        is_mobile=True,
-        has_touch=True,
-        device_scale_factor=2,
-    )
+    context, pg = new_page(browser, server, **PHONE)
     cdp = context.new_cdp_session(pg)
     touch_draw(pg, cdp, ONE[0])
     wait_settled(pg)
@@ -445,14 +443,7 @@ def test_phone_reads_top_to_bottom_without_nested_scroll_boxes(browser, server, 
     """390×844: no box in the overview or the detail view scrolls up and down inside the page; the
     overview's columns wrap into rows; the detail stage is as tall as what the step draws; a step
     wider than the screen scrolls sideways, says so, and is a tab stop; long sums wrap."""
-    context, pg = new_page(
-        browser,
-        server,
-        viewport={"width": 390, "height": 844},
-        is_mobile=True,
-        has_touch=True,
-        device_scale_factor=2,
-    )
+    context, pg = new_page(browser, server, **PHONE)
     draw(pg, ONE)
     wait_settled(pg)
     nested = """() => [...document.querySelectorAll('.overview-card *, #detail *')].filter((e) => {

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
+from . import batchnorm
 from .functional import training_threads
 from .layers import Dense, Layer, Record
 from .memory import keep_freed_memory
@@ -277,6 +278,7 @@ def train(
     stroke: float = 0.0,
     ema: float = 0.0,
     dropout: float = 0.0,
+    batch_norm: bool = False,
     seed: int = 0,
     x_val: np.ndarray | None = None,
     y_val: np.ndarray | None = None,
@@ -289,19 +291,33 @@ def train(
     (Polyak averaging), which generalizes better than the last step's weights. With `dropout`
     > 0 the inputs of every dense layer are dropped with that probability while training (its
     own random stream, so the augmentation is the same as without); the returned network has
-    no dropout in it.
+    no dropout in it. With `batch_norm` every convolution is followed by a training-only batch
+    norm, folded into it in the returned network (`cnncore.batchnorm`); with `ema` too, the
+    averaged network's running statistics are measured again first.
     """
     keep_freed_memory()
     rng = np.random.default_rng(seed)
     model = net.astype(np.float32)
+    if batch_norm:
+        batchnorm.add_batchnorm(model)
     averaged = model.copy() if ema else model
     if dropout:
         add_dropout(model, dropout, np.random.default_rng([seed, 1]))
-    opt = make_optimizer(optimizer, model.params, lr, weight_decay=weight_decay)
+    trainable = batchnorm.trainable_params(model) if batch_norm else model.params
+    opt = make_optimizer(optimizer, trainable, lr, weight_decay=weight_decay)
     # the averaged weights, layer by layer (the dropout layers have none)
     weighted = list(
         zip([p for p in averaged.params if p], [p for p in model.params if p], strict=True)
     )
+
+    def trained() -> Network:  # the network as used after training (`model.eval()`)
+        if not batch_norm:
+            return without_dropout(averaged)
+        if ema:  # the averaged weights' own running statistics
+            calibration = x[batchnorm.recalibration_indices(len(x), seed)]
+            batchnorm.recompute_running_stats(without_dropout(averaged), calibration)
+        return batchnorm.fold_batchnorm(without_dropout(averaged)).astype(np.float32)
+
     # two BLAS threads: the convolutions share their work with a helper thread, same bits
     with training_threads(multiply_adds=model.multiply_adds()):
         history = []
@@ -355,12 +371,12 @@ def train(
                 "train_accuracy": correct / seen,
             }
             if x_val is not None and len(x_val):
-                row["val_accuracy"] = accuracy(without_dropout(averaged), x_val, y_val)
+                row["val_accuracy"] = accuracy(trained(), x_val, y_val)
             history.append(row)
             if bar:
                 bar.update(seen, row["loss"], row["train_accuracy"])
                 bar.close(f"val {row['val_accuracy']:.2%}" if "val_accuracy" in row else "")
-        return without_dropout(averaged), history
+        return trained(), history
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -411,6 +427,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="while training only, drop each input of a dense layer with this probability "
         "(e.g. 0.25); the saved network has no dropout (as PyTorch's model.eval())",
     )
+    p.add_argument(
+        "--batch-norm",
+        action="store_true",
+        help="while training only, batch-normalise every convolution's output (PyTorch's "
+        "BatchNorm2d); the saved network has it folded into the convolutions",
+    )
     p.add_argument("--limit", type=int, default=0, help="train on the first N digits only")
     p.add_argument(
         "--no-test",
@@ -453,6 +475,7 @@ def main(args: argparse.Namespace) -> int:
         stroke=args.stroke,
         ema=args.ema,
         dropout=args.dropout,
+        batch_norm=args.batch_norm,
         seed=args.seed,
         x_val=split.x_dev,
         y_val=split.y_dev,
@@ -488,6 +511,7 @@ def main(args: argparse.Namespace) -> int:
             "elastic": args.elastic,
             "ema": args.ema,
             "dropout": args.dropout,
+            "batch_norm": args.batch_norm,
             "weight_decay": args.weight_decay,
             "seed": args.seed,
             "history": history,

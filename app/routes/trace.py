@@ -39,7 +39,7 @@ def fast_routes(s: Settings) -> dict[str, FastJSONPost]:
     when the request is a plain JSON one (`FastJSONPost`; the same model, service and
     answers)."""
     return {
-        "/api/trace": FastJSONPost(TraceRequest, services.trace_json, s),
+        "/api/trace": FastJSONPost(TraceRequest, services.trace_pieces, s),
         "/api/learn": FastJSONPost(LearnRequest, services.learn_json, s),
         # POST /api/predict's JSON drawings (routes/predict.py: the service parses the body)
         "/api/predict": FastJSONPost(None, services.predict_json, s),

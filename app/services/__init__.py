@@ -23,7 +23,7 @@ from .catalog import (
     scenarios_json,
 )
 from .predict import predict_json, predict_upload
-from .trace import learn_json, trace_json
+from .trace import learn_json, trace_json, trace_pieces
 
 __all__ = [
     "health",
@@ -36,4 +36,5 @@ __all__ = [
     "scenario_json",
     "scenarios_json",
     "trace_json",
+    "trace_pieces",
 ]

@@ -51,6 +51,11 @@ def dumps(obj: Any) -> bytes:
 
 def b64_fragment(a: np.ndarray) -> orjson.Fragment:
     """`{"dtype", "shape", "data"}` of an array: its little-endian C-order bytes, base64."""
+    return orjson.Fragment(b64_bytes(a))
+
+
+def b64_bytes(a: np.ndarray) -> bytes:
+    """The JSON bytes of `b64_fragment(a)`."""
     if a.dtype.kind == "f":
         name, code = b"float64", "<f8"
     elif a.dtype.kind in "iub":
@@ -59,17 +64,15 @@ def b64_fragment(a: np.ndarray) -> orjson.Fragment:
         raise TypeError(f"not encodable as base64: dtype {a.dtype}")
     # the array's own buffer when it is already contiguous little-endian (no copy)
     data = b64encode(np.ascontiguousarray(a, dtype=code).reshape(-1).view(np.uint8))
-    return orjson.Fragment(
-        b"".join(
-            (
-                b'{"dtype":"',
-                name,
-                b'","shape":',
-                orjson.dumps([int(n) for n in a.shape]),
-                b',"data":"',
-                data,
-                b'"}',
-            )
+    return b"".join(
+        (
+            b'{"dtype":"',
+            name,
+            b'","shape":',
+            orjson.dumps([int(n) for n in a.shape]),
+            b',"data":"',
+            data,
+            b'"}',
         )
     )
 
@@ -88,16 +91,21 @@ def dumps_b64(obj: Any) -> bytes:
     return orjson.dumps(obj, default=_default_b64)
 
 
-ENCODINGS: dict[str, tuple[Callable[[np.ndarray], orjson.Fragment], Callable[[Any], bytes]]] = {
-    # encoding: (one array's fragment, dumps of the rest)
-    "json": (lambda a: orjson.Fragment(dumps(a)), dumps),
-    "base64": (b64_fragment, dumps_b64),
+ENCODINGS: dict[str, tuple[Callable[[np.ndarray], bytes], Callable[[Any], bytes]]] = {
+    # encoding: (one array's JSON bytes, dumps of the rest)
+    "json": (dumps, dumps),
+    "base64": (b64_bytes, dumps_b64),
 }
 
 # The bundled models are cached and read-only, so their parameters are serialized once per
 # process and encoding: id(array) -> (array, {encoding: its bytes}). Holding the array keeps
 # its id from being reused.
-_PINNED: dict[int, tuple[np.ndarray, dict[str, orjson.Fragment]]] = {}
+_PINNED: dict[int, tuple[np.ndarray, dict[str, bytes]]] = {}
+
+# An array's JSON at least this long is not copied into the rest of the trace's JSON but kept
+# as a piece of its own (`dumps_trace_pieces`): a digit trace's 2-6 MB are sent as ~100 such
+# pieces and the short JSON between them, never joined into one buffer (~0.5 ms of copying).
+PIECE_BYTES = 16 * 1024
 
 
 def pin_params(net: Network) -> None:
@@ -118,27 +126,46 @@ def _equal(a: np.ndarray, b: np.ndarray) -> bool:
 
 def dumps_trace(out: dict[str, Any], encoding: str = "json") -> bytes:
     """`dumps` (or `dumps_b64` for "base64") of a trace dict, with the same bytes, faster:
-    each array is serialized once where the trace repeats it (a layer's a_prev is the
-    previous layer's a; its dC_da_prev is the previous layer's dC_da), or repeats its values
-    (z and a, dC_da and dC_dz of a layer without activation: max-pool, flatten), and pinned
-    parameters come pre-serialized.
+    `dumps_trace_pieces` joined."""
+    return b"".join(dumps_trace_pieces(out, encoding))
+
+
+def dumps_trace_pieces(out: dict[str, Any], encoding: str = "json") -> list[bytes]:
+    """The bytes of `dumps` (or `dumps_b64` for "base64") of a trace dict, in pieces whose
+    concatenation is exactly those bytes, faster: each array is serialized once where the
+    trace repeats it (a layer's a_prev is the previous layer's a; its dC_da_prev is the
+    previous layer's dC_da), or repeats its values (z and a, dC_da and dC_dz of a layer without
+    activation: max-pool, flatten); pinned parameters come pre-serialized; and an array's JSON
+    of `PIECE_BYTES` or more is a piece of its own, not copied again.
+
+    How: such an array stands in the rest of the JSON as a placeholder fragment, a NUL byte, its
+    number, a NUL byte. orjson escapes every control character inside strings, so a raw NUL
+    occurs nowhere else in its output, and splitting the rest at NUL bytes gives the JSON
+    between the arrays and the placeholders' numbers in turn.
     """
     encode, dumps_rest = ENCODINGS[encoding]
     memo: dict[tuple, orjson.Fragment] = {}
     layer_seen: list[tuple[np.ndarray, orjson.Fragment]] = []
+    pieces: list[bytes] = []  # the long arrays' JSON, by placeholder number
+
+    def fragment(raw: bytes) -> orjson.Fragment:
+        if len(raw) < PIECE_BYTES:
+            return orjson.Fragment(raw)
+        pieces.append(raw)
+        return orjson.Fragment(b"\0%d\0" % (len(pieces) - 1))
 
     def frag(a: Any) -> Any:
         if not isinstance(a, np.ndarray):
             return a
         hit = _PINNED.get(id(a))
         if hit is not None and hit[0] is a:
-            return hit[1][encoding]
+            return fragment(hit[1][encoding])
         key = (a.__array_interface__["data"][0], a.shape, a.strides, a.dtype.str)
         f = memo.get(key)
         if f is None:
             f = next((f2 for b, f2 in layer_seen if _equal(a, b)), None)
             if f is None:
-                f = encode(a)
+                f = fragment(encode(a))
             memo[key] = f
         layer_seen.append((a, f))
         return f
@@ -159,4 +186,12 @@ def dumps_trace(out: dict[str, Any], encoding: str = "json") -> bytes:
             layer["argmax"] = frag(layer["argmax"])
         layers.append(layer)
     out["layers"] = layers
-    return dumps_rest(out)
+    rest = dumps_rest(out)
+    if not pieces:
+        return [rest]
+    # the JSON between the long arrays, and the arrays' numbers between those
+    rest = rest.split(b"\0")
+    joined = [rest[0]]
+    for number, after in zip(rest[1::2], rest[2::2], strict=True):
+        joined += (pieces[int(number)], after)
+    return [p for p in joined if p]

@@ -25,7 +25,7 @@ from .changes import changes_b64, changes_fragment, from_changes, is_changes, wi
 from .custom import custom_network, spec_error
 from .predict import image_input
 from .selection import OVERFLOW, Selection, apply, check_layers
-from .serialize import ENCODINGS, dumps_trace, pin_params
+from .serialize import ENCODINGS, dumps_trace, dumps_trace_pieces, pin_params
 from .validate import depth, to_array
 
 
@@ -368,6 +368,12 @@ def _recall_end(key: bytes | None) -> tuple[float, np.ndarray, list[dict], Any] 
 def trace_json(req: TraceRequest, s: Settings) -> bytes:
     """The trace's JSON: the selected layers' forward and backward tensors, unrounded; arrays
     as nested lists, or as base64 of their float64 bytes with `"encoding": "base64"`."""
+    return b"".join(trace_pieces(req, s))
+
+
+def trace_pieces(req: TraceRequest, s: Settings) -> list[bytes]:
+    """`trace_json`'s bytes in pieces, as `dumps_trace_pieces` gives them: sent one after
+    the other (`routes.FastJSONPost`), they are never joined into one buffer."""
     net, x, target, sel, image = _prepare(req, s)
     # non-finite numbers are checked explicitly (only those returned) and reported as a 422
     with np.errstate(all="ignore"):
@@ -381,7 +387,7 @@ def trace_json(req: TraceRequest, s: Settings) -> bytes:
             out["loss_after"] = tr2.loss
     if image is not None:
         out["input"] = image
-    return dumps_trace(out, req.encoding)
+    return dumps_trace_pieces(out, req.encoding)
 
 
 def learn_json(req: TraceRequest, s: Settings) -> bytes:

@@ -334,6 +334,27 @@ def test_trace_serializer_gives_the_same_bytes(tiny_models_dir):
     assert serialize.dumps_trace(out) == serialize.dumps(out)
 
 
+def test_trace_serializer_pieces_are_the_same_bytes_unjoined(tiny_models_dir, monkeypatch):
+    """dumps_trace_pieces: long arrays' JSON are pieces of their own (not copied into the
+    rest), the pieces joined are dumps' bytes, also next to strings with NUL characters (the
+    placeholders' marker, escaped by orjson in every string)."""
+    from app.services import serialize
+
+    net, _ = models.load_file(tiny_models_dir / "digits")
+    serialize.pin_params(net)
+    out = net.trace(np.random.default_rng(4).random((1, 28, 28)), 2).to_dict()
+    out["note"] = "a\x00b\x00"
+    monkeypatch.setattr(serialize, "PIECE_BYTES", 64)
+    for encoding, dumps in (("json", serialize.dumps), ("base64", serialize.dumps_b64)):
+        pieces = serialize.dumps_trace_pieces(out, encoding)
+        assert b"".join(pieces) == dumps(out)
+        assert len(pieces) > 10 and all(pieces)
+        assert not any(b"\0" in p for p in pieces)
+        # every array's piece is the very bytes its encoder gives (no copy, no re-encoding)
+        a = out["layers"][0]["forward"]["a"]
+        assert serialize.ENCODINGS[encoding][0](a) in pieces
+
+
 def test_trace_serializer_shares_equal_values_bit_for_bit():
     """Equal tensors of a layer share their JSON, but -0.0 is not 0.0."""
     from app.services import serialize
@@ -428,6 +449,32 @@ def test_compute_thread_runs_jobs_off_the_loop_in_order_on_one_thread():
     assert [i for i, _ in ran] == list(range(6))  # one at a time, in order
     threads = {t for _, t in ran}
     assert len(threads) == 1 and loop_thread not in threads
+
+
+def test_a_request_alone_is_computed_on_the_loop_unless_the_thread_has_work():
+    """`alone=True` (the only request this worker serves): the job runs on the event loop
+    itself, with no hand-off; while the compute thread has a job, it queues behind it."""
+    from app.routes import run_compute
+
+    release = threading.Event()
+
+    def where() -> int:
+        return threading.get_ident()
+
+    async def main():
+        loop_thread = threading.get_ident()
+        alone = await run_compute(where, alone=True)
+        not_alone = await run_compute(where)
+        busy = asyncio.ensure_future(run_compute(lambda: release.wait(10) and where()))
+        await asyncio.sleep(0)
+        queued = asyncio.ensure_future(run_compute(where, alone=True))
+        await asyncio.sleep(0.05)
+        release.set()
+        return loop_thread, alone, not_alone, await busy, await queued
+
+    loop_thread, alone, not_alone, busy, queued = _in_loop(main)
+    assert alone == loop_thread
+    assert not_alone != loop_thread and busy == not_alone and queued == not_alone
 
 
 def test_compute_thread_error_is_raised_in_the_request():

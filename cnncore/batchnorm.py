@@ -78,39 +78,43 @@ class BatchNorm2d(Layer):
         n = x.shape[0] * x.shape[2] * x.shape[3]
         if n < 2:
             raise ValueError("batch norm needs more than one value per channel when training")
-        mean = x.mean(axis=(0, 2, 3))
+        # (N, C, H*W) views; einsum sums each channel's values without a temporary
+        x3 = x.reshape(x.shape[0], x.shape[1], -1)
+        mean = np.einsum("nck->c", x3) / dt(n)
         xc = x - mean[:, None, None]
-        var = np.square(xc).mean(axis=(0, 2, 3))  # biased: the batch's own spread
+        xc3 = xc.reshape(x3.shape)
+        var = np.einsum("nck,nck->c", xc3, xc3) / dt(n)  # biased: the batch's own spread
         inv_std = dt(1) / np.sqrt(var + dt(self.eps))
-        xhat = xc
-        xhat *= inv_std[:, None, None]
-        z = xhat * gamma[:, None, None]
+        z = xc * (gamma * inv_std)[:, None, None]  # gamma * x_hat + beta
         z += beta[:, None, None]
         self.num_batches_tracked += 1
         m = 1.0 / self.num_batches_tracked if self.momentum is None else self.momentum
         rm, rv = self.running_mean, self.running_var
         self.running_mean = ((1 - m) * rm + m * mean).astype(rm.dtype)
         self.running_var = ((1 - m) * rv + m * var * (n / (n - 1))).astype(rv.dtype)
-        return z, (xhat, inv_std)
+        return z, (xc, inv_std)
 
     def op_backward(self, dz: np.ndarray, cache, need_dx: bool = True):
-        """CS231n's batch-norm backward pass, with the sums of dx_hat written through dgamma and
-        dbeta: dx = gamma / sqrt(var + eps) / n * (n * dz - dbeta - x_hat * dgamma), where
-        dbeta = sum dz and dgamma = sum dz * x_hat over (N, H, W)."""
+        """CS231n's batch-norm backward pass, with x_hat = (x - mu) / sqrt(var + eps) and the
+        sums over (N, H, W): dbeta = sum dz, dgamma = sum dz * x_hat, and
+        dx = gamma / sqrt(var + eps) / n * (n * dz - dbeta - x_hat * dgamma),
+        computed as dx = a * dz - (x - mu) * b - c with per-channel a, b, c (fewer passes over
+        the batch). dx keeps dz's memory layout (channels-major after a max-pool)."""
         if cache is None:
             raise ValueError("backward through a batch norm in eval mode is not supported")
-        xhat, inv_std = cache
+        xc, inv_std = cache
+        dt = dz.dtype.type
         n = dz.shape[0] * dz.shape[2] * dz.shape[3]
-        dbeta = dz.sum(axis=(0, 2, 3))
-        dgamma = (dz * xhat).sum(axis=(0, 2, 3))
+        dz3 = dz.reshape(dz.shape[0], dz.shape[1], -1)
+        dbeta = np.einsum("nck->c", dz3)
+        dgamma = np.einsum("nck,nck->c", dz3, xc.reshape(dz3.shape)) * inv_std
         dx = None
         if need_dx:
-            dt = dz.dtype.type
-            k = self.params["w"] * inv_std / dt(n)
-            dx = dz * dt(n)
-            dx -= dbeta[:, None, None]
-            dx -= xhat * dgamma[:, None, None]
-            dx *= k[:, None, None]
+            a = self.params["w"] * inv_std
+            k = a / dt(n)
+            dx = dz * a[:, None, None]
+            dx -= xc * (k * dgamma * inv_std)[:, None, None]
+            dx -= (k * dbeta)[:, None, None]
         return dx, {"w": dgamma, "b": dbeta}
 
 

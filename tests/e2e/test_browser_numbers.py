@@ -228,6 +228,10 @@ def test_browser_sums_equal_the_server_tensors(page, server, shape, conv):
         else:
             assert not singles
         checked["gather"] += 1
+    # the words match the geometry: "dilated" only where the stride inserts zeros
+    words = page.evaluate("() => document.getElementById('probe').textContent")
+    assert "padded by k − 1" in words
+    assert ("dilated" in words) == (sh > 1 or sw > 1), (sh, sw)
 
     # the dense layer: more terms than it prints; "+ (n more)" is the rest of the sum
     L2 = tr["layers"][2]

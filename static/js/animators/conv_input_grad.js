@@ -69,7 +69,8 @@ export function convInputGrad(ui, { spec, layer }) {
   const cropped = [];
   for (let r = 0; r < Hp; r++) for (let q = 0; q < Wp; q++) if (r < ph || q < pw || r >= Hp - ph || q >= Wp - pw) cropped.push([r, q]);
 
-  ui.explain(t("convBack.input", { k: `${kh}×${kw}` }));
+  const strided = sh > 1 || sw > 1; // stride 1: nothing to dilate, say so
+  ui.explain(t(strided ? "convBack.input" : "convBack.input1", { k: `${kh}×${kw}` }));
   ui.notes(t("convBack.scatterGather") + (cropped.length ? " " + t("convBack.crop", { ph, pw }) : "") +
     (uncovered.length ? " " + t("conv.uncovered", { n: uncovered.length }) : ""));
   let cur = [0, 0];
@@ -116,7 +117,7 @@ export function convInputGrad(ui, { spec, layer }) {
     for (const [i, j] of sources) outG.outline(g, i * sh, j * sw, kh, kw, CONFIG.colors.highlight, 2);
     outG.outline(g, p, q, 1, 1, CONFIG.colors.focus, 3);
     if (ph || pw) outG.outline(g, ph, pw, H, W, CONFIG.colors.window, 2);
-    label(g, pG, t("convBack.padded", { f }), `${P.length}×${P[0].length}`);
+    label(g, pG, t(strided ? "convBack.padded" : "convBack.padded1", { f }), `${P.length}×${P[0].length}`);
     label(g, rG, t("convBack.rot", { f, c }), `${kh}×${kw}`);
     label(g, outG, t("convBack.result", { c }), t(ph || pw ? "convBack.resultSub" : "convBack.resultSubNoPad", { shape: `${H}×${W}`, ph, pw }));
     between(g, pG, rG, "⋆");

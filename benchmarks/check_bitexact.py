@@ -1,18 +1,25 @@
 """Bit-for-bit check of the training path against a reference commit.
 
     git worktree add --detach /tmp/ref71 71fdbcd        # once
-    .venv/bin/python benchmarks/check_bitexact.py --ref /tmp/ref71 [--steps 20] [--threads 2]
+    .venv/bin/python benchmarks/check_bitexact.py --conv-algorithm im2col [--threads 2]
+    .venv/bin/python benchmarks/check_bitexact.py [--ref /tmp/ref71] [--steps 20]
 
-The README promises that `cnnviz train` with OMP_NUM_THREADS=OPENBLAS_NUM_THREADS=1 and a seed
-repeats the bundled model bit for bit. A faster engine must therefore compute every float32 sum
-in the same order. For each network (the digit network 16/32 dense 64, a 32/32 variant, and
-LeNet) this trains `--steps` Adam steps of batch 64 on real MNIST training digits with
-augmentation (shift, rotation, scale and pen-width jitter, as `cnnviz train` does, seed 1) and the
-EMA 0.999 weight averaging of the bundled recipe (the averaged weights are compared) once
-with the reference tree's `cnncore` and once with this tree's, each in a fresh process with one
-BLAS thread (`--threads 2`: the tree under test with two, as `cnnviz train` then runs its
-convolutions on two threads), and compares the float32 weights bit for bit (also the per-step
-losses). Exit status 0 when every network is identical, 1 otherwise.
+The README promises that `cnnviz train --conv-algorithm im2col` with
+OMP_NUM_THREADS=OPENBLAS_NUM_THREADS=1 and a seed repeats the bundled model bit for bit. A faster
+im2col engine must therefore compute every float32 sum in the same order. `--conv-algorithm`
+(default: `cnnviz train`'s default, "auto", which convolves the digit networks' second layer by
+FFT) is passed to the tree under test; with "auto" or "fft" the networks that use the FFT are
+expected to differ (same maths, other rounding: the report then says how much), so only
+"im2col" can pass for every network.
+
+For each network (the digit network 16/32 dense 64, a 32/32 variant, and LeNet) this trains
+`--steps` Adam steps of batch 64 on real MNIST training digits with augmentation (shift,
+rotation, scale and pen-width jitter, as `cnnviz train` does, seed 1) and the EMA 0.999 weight
+averaging of the bundled recipe (the averaged weights are compared) once with the reference
+tree's `cnncore` and once with this tree's, each in a fresh process with one BLAS thread
+(`--threads 2`: the tree under test with two, as `cnnviz train` then runs its convolutions on
+two threads), and compares the float32 weights bit for bit (also the per-step losses). Exit
+status 0 when every network is identical, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -42,7 +49,7 @@ def _specs(train_module) -> dict[str, dict]:
     return {"digits 16/32": digits, "digits 32/32": wide, "LeNet": train_module.LENET_SPEC}
 
 
-def _worker(tree: Path, steps: int, out: Path) -> None:
+def _worker(tree: Path, steps: int, out: Path, conv_algorithm: str | None) -> None:
     sys.path.insert(0, str(tree))
     import numpy as np
 
@@ -54,6 +61,9 @@ def _worker(tree: Path, steps: int, out: Path) -> None:
     where = Path(cnncore.__file__).resolve()
     if tree.resolve() not in where.parents:
         raise SystemExit(f"imported {where}, not from {tree}")
+    options = {}
+    if conv_algorithm is not None:  # the tree under test (the reference has no such option)
+        options["conv_algorithm"] = conv_algorithm
     split = data.load_split()
     n = steps * 64
     x, y = split.x_train[:n], split.y_train[:n]
@@ -75,6 +85,7 @@ def _worker(tree: Path, steps: int, out: Path) -> None:
             ema=EMA,
             seed=SEED,
             progress=False,
+            **options,
         )
         losses[name] = history[0]["loss"]
         for i, params in enumerate(model.params):
@@ -84,11 +95,16 @@ def _worker(tree: Path, steps: int, out: Path) -> None:
     print(json.dumps({"losses": losses, "cnncore": str(where)}))
 
 
-def _run(tree: Path, steps: int, out: Path, threads: int = 1) -> dict:
+def _run(
+    tree: Path, steps: int, out: Path, threads: int = 1, conv_algorithm: str | None = None
+) -> dict:
     env = dict(os.environ)
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         env[var] = str(threads)
-    cmd = [sys.executable, __file__, "--worker", str(tree), "--steps", str(steps), "--out"]
+    cmd = [sys.executable, __file__, "--worker", str(tree), "--steps", str(steps)]
+    if conv_algorithm is not None:
+        cmd += ["--conv-algorithm", conv_algorithm]
+    cmd.append("--out")
     proc = subprocess.run([*cmd, str(out)], env=env, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise SystemExit(f"worker for {tree} failed:\n{proc.stderr}")
@@ -106,18 +122,28 @@ def main() -> int:
         default=1,
         help="BLAS threads of the tree under test (the reference always runs with one)",
     )
+    ap.add_argument(
+        "--conv-algorithm",
+        choices=("auto", "im2col", "fft"),
+        help="the tree under test's training convolutions (default: cnnviz train's default)",
+    )
     ap.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
-        _worker(args.worker, args.steps, args.out)
+        _worker(args.worker, args.steps, args.out, args.conv_algorithm)
         return 0
+    if args.conv_algorithm is None:
+        sys.path.insert(0, str(args.tree))
+        from cnncore.train import DEFAULT_CONV_ALGORITHM
+
+        args.conv_algorithm = DEFAULT_CONV_ALGORITHM
     import numpy as np
 
     with tempfile.TemporaryDirectory() as tmp:
         ref_out, new_out = Path(tmp, "ref.npz"), Path(tmp, "new.npz")
         ref_meta = _run(args.ref, args.steps, ref_out)
-        new_meta = _run(args.tree, args.steps, new_out, args.threads)
+        new_meta = _run(args.tree, args.steps, new_out, args.threads, args.conv_algorithm)
         ref, new = np.load(ref_out, allow_pickle=False), np.load(new_out, allow_pickle=False)
         ok = sorted(ref.files) == sorted(new.files)
         names = dict.fromkeys(k.split("|")[0] for k in ref.files)
@@ -144,7 +170,8 @@ def main() -> int:
                 )
     print(
         f"reference {ref_meta['cnncore']} (1 thread)\n"
-        f"under test {new_meta['cnncore']} ({args.threads} thread(s))"
+        f"under test {new_meta['cnncore']} ({args.threads} thread(s), "
+        f"--conv-algorithm {args.conv_algorithm})"
     )
     print("OK: bit-identical" if ok else "FAILED: not bit-identical")
     return 0 if ok else 1

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from . import activations
+from . import activations, fftconv
 from . import functional as F
 
 
@@ -138,7 +138,10 @@ class Conv2d(Layer):
         return F.conv2d_forward(x, self.params["w"], self.params["b"], self.stride, self.padding)
 
     def op_backward(self, dz, cache, need_dx=True):
-        dx, dw, db = F.conv2d_backward(dz, cache, need_dx)
+        if isinstance(cache, fftconv.FFTConvCache):  # a training step by FFT (cnncore.fftconv)
+            dx, dw, db = fftconv.backward(dz, cache, need_dx)
+        else:
+            dx, dw, db = F.conv2d_backward(dz, cache, need_dx)
         return dx, {"w": dw, "b": db}
 
 

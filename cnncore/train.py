@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from . import batchnorm
+from . import activations, batchnorm, fftconv
 from .functional import training_threads
 from .layers import Dense, Layer, Record
 from .memory import keep_freed_memory
@@ -229,9 +229,20 @@ def without_dropout(net: Network) -> Network:
     return Network(net.spec, [layer for layer in net.layers if not isinstance(layer, Dropout)])
 
 
-def forward_for_training(model: Network, x: np.ndarray) -> tuple[np.ndarray, list[Record]]:
+# `cnnviz train --conv-algorithm`'s default (benchmarks/bench_train.py: FFT where it wins)
+DEFAULT_CONV_ALGORITHM = "auto"
+
+
+def forward_for_training(
+    model: Network, x: np.ndarray, conv_algorithm: str = "im2col"
+) -> tuple[np.ndarray, list[Record]]:
     """`model.forward(x)` for a training step, whose backward pass is
     `model.backward(records, y, input_grad=False)`.
+
+    `conv_algorithm` (`fftconv.CONV_ALGORITHMS`): "im2col" computes every float32 sum as 71fdbcd
+    did (the bundled model's bits); "fft" convolves by FFT wherever `cnncore.fftconv` can
+    (stride 1), "auto" only where it was measured faster (`fftconv.wins`). An FFT conv with
+    relu followed by a non-overlapping max-pool runs fused (`fftconv.conv2d_relu_maxpool_forward`).
 
     A relu layer followed by a max-pool (the digit network's conv -> pool pairs) skips its
     relu: the pool takes the maxima of z and the relu is applied to the pooled output, 4x
@@ -247,15 +258,33 @@ def forward_for_training(model: Network, x: np.ndarray) -> tuple[np.ndarray, lis
     i = 0
     while i < len(layers):
         layer = layers[i]
+        fft = fftconv.use_fft(conv_algorithm, layer, a.shape)
         if i + 1 < len(layers) and _pool_after_relu(layer, layers[i + 1]):
-            z, cache = layer.op_forward(a)
+            if fft and fftconv.fusable(*layers[i + 1].args):
+                w, b = layer.params["w"], layer.params["b"]
+                kernel = layers[i + 1].args[0]
+                out, cache, pool_cache = fftconv.conv2d_relu_maxpool_forward(
+                    a, w, b, layer.padding, kernel
+                )
+                records.append(Record(a_prev=a, z=None, a=None, cache=cache))
+                records.append(Record(a_prev=None, z=out, a=out, cache=pool_cache))
+                a = out
+                i += 2
+                continue
+            z, cache = fftconv.training_op_forward(layer, a) if fft else layer.op_forward(a)
             records.append(Record(a_prev=a, z=z, a=None, cache=cache))
             pooled, pool_cache = layers[i + 1].op_forward(z)
             a = np.maximum(pooled, 0)
             records.append(Record(a_prev=None, z=a, a=a, cache=pool_cache))
             i += 2
             continue
-        a, rec = layer.forward(a)
+        if fft:
+            z, cache = fftconv.training_op_forward(layer, a)
+            a_out = activations.activate(layer.activation, z)
+            rec = Record(a_prev=a, z=z, a=a_out, cache=cache)
+            a = a_out
+        else:
+            a, rec = layer.forward(a)
         records.append(rec)
         i += 1
     return a, records
@@ -279,6 +308,7 @@ def train(
     ema: float = 0.0,
     dropout: float = 0.0,
     batch_norm: bool = False,
+    conv_algorithm: str = DEFAULT_CONV_ALGORITHM,
     seed: int = 0,
     x_val: np.ndarray | None = None,
     y_val: np.ndarray | None = None,
@@ -292,9 +322,13 @@ def train(
     > 0 the inputs of every dense layer are dropped with that probability while training (its
     own random stream, so the augmentation is the same as without); the returned network has
     no dropout in it. With `batch_norm` every convolution is followed by a training-only batch
-    norm, folded into it in the returned network (`cnncore.batchnorm`); with `ema` too, the
-    averaged network's running statistics are measured again first.
+    norm, folded into it in the returned network (`cnncore.batchnorm`) after its running
+    statistics are measured again for the final (or averaged) weights. `conv_algorithm`:
+    "im2col" repeats the bundled model's float32 sums bit for bit, "fft"/"auto" convolve by FFT
+    (all stride-1 convs / where measured faster), the same maths rounded differently
+    (`forward_for_training`).
     """
+    fftconv.check_algorithm(conv_algorithm)
     keep_freed_memory()
     rng = np.random.default_rng(seed)
     model = net.astype(np.float32)
@@ -313,9 +347,9 @@ def train(
     def trained() -> Network:  # the network as used after training (`model.eval()`)
         if not batch_norm:
             return without_dropout(averaged)
-        if ema:  # the averaged weights' own running statistics
-            calibration = x[batchnorm.recalibration_indices(len(x), seed)]
-            batchnorm.recompute_running_stats(without_dropout(averaged), calibration)
+        # the final (or averaged) weights' own statistics on plain digits (cnncore.batchnorm)
+        calibration = x[batchnorm.recalibration_indices(len(x), seed)]
+        batchnorm.recompute_running_stats(without_dropout(averaged), calibration)
         return batchnorm.fold_batchnorm(without_dropout(averaged)).astype(np.float32)
 
     # two BLAS threads: the convolutions share their work with a helper thread, same bits
@@ -351,7 +385,7 @@ def train(
                     if augmentation
                     else x[idx]
                 )
-                a, records = forward_for_training(model, xb)
+                a, records = forward_for_training(model, xb, conv_algorithm)
                 yb = model.encode_target(y[idx], len(idx), dtype=np.float32)
                 loss = model.backward(records, yb, input_grad=False)
                 opt.step([rec.grads() for rec in records])
@@ -439,6 +473,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="do not evaluate the official test set at the end (while choosing a recipe)",
     )
+    p.add_argument(
+        "--conv-algorithm",
+        choices=fftconv.CONV_ALGORITHMS,
+        default=DEFAULT_CONV_ALGORITHM,
+        help="how training convolves: im2col repeats the bundled model bit for bit; fft "
+        "convolves by FFT wherever it can (stride 1), auto only where that was measured "
+        f"faster (default: {DEFAULT_CONV_ALGORITHM}; same maths, other float32 rounding)",
+    )
     p.add_argument("--seed", type=int, default=0)
 
 
@@ -476,6 +518,7 @@ def main(args: argparse.Namespace) -> int:
         ema=args.ema,
         dropout=args.dropout,
         batch_norm=args.batch_norm,
+        conv_algorithm=args.conv_algorithm,
         seed=args.seed,
         x_val=split.x_dev,
         y_val=split.y_dev,
@@ -512,6 +555,7 @@ def main(args: argparse.Namespace) -> int:
             "ema": args.ema,
             "dropout": args.dropout,
             "batch_norm": args.batch_norm,
+            "conv_algorithm": args.conv_algorithm,
             "weight_decay": args.weight_decay,
             "seed": args.seed,
             "history": history,

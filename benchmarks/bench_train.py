@@ -4,6 +4,7 @@ model's 32/32 network, 1 and 2 threads, side by side in one run.
     .venv/bin/python benchmarks/bench_train.py [--images 3200] [--batch-size 64] [--rounds 3]
     .venv/bin/python benchmarks/bench_train.py --threads 1     # one thread count only
     .venv/bin/python benchmarks/bench_train.py --networks digits lenet   # some networks only
+    .venv/bin/python benchmarks/bench_train.py --conv-algorithm auto im2col  # both, side by side
 
 Both train the same spec from the same initial weights on the same real MNIST training digits
 in the same order: float32, Adam, batch 64, no augmentation (augmentation is the same SciPy
@@ -16,6 +17,11 @@ ratio of the best blocks (the least disturbed), and the ratio of the median CPU 
 (time.process_time of the whole process, all its threads: on a machine busy with other work the
 CPU a block used is steadier than its wall time; with 2 threads it also counts time spent
 spin-waiting). Target (issue 12): engine >= 0.8x PyTorch, throughput (the medians column).
+
+The engine trains as `cnnviz train` does by default (`--conv-algorithm auto`: the digit
+networks' second convolution by FFT, cnncore/fftconv.py); `--conv-algorithm` takes one or more
+of auto, im2col (bit-identical to 71fdbcd), fft, each timed in the same alternation, and the
+table names the algorithm of each row.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import statistics
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,6 +54,8 @@ def _worker(args: argparse.Namespace) -> dict:
     from cnncore.optim import Adam
     from cnncore.train import BUNDLED_SPEC, DIGITS_SPEC, LENET_SPEC, forward_for_training
 
+    algorithms = args.conv_algorithm
+
     keep_freed_memory()  # as `cnnviz train` does
     torch.set_num_threads(args.threads)
     split = data.load_split()
@@ -59,16 +68,20 @@ def _worker(args: argparse.Namespace) -> dict:
     out = {}
     for name, spec in _networks(BUNDLED_SPEC, DIGITS_SPEC, LENET_SPEC, args.networks):
         net = Network.from_spec(spec, seed=0)
-        model = net.astype(np.float32)
-        opt = Adam(model.params, lr=1e-3)
 
-        def engine_block(model=model, opt=opt):
+        def engine_block(algorithm, model, opt):
             # the step of `cnnviz train` (cnncore.train.train), with its thread setting
             with training_threads(multiply_adds=model.multiply_adds()):
                 for xb, yb in batches:
-                    _, records = forward_for_training(model, xb)
+                    _, records = forward_for_training(model, xb, algorithm)
                     model.backward(records, model.encode_target(yb, len(yb), np.float32), False)
                     opt.step([rec.grads() for rec in records])
+
+        engines = {}
+        for algorithm in algorithms:
+            model = net.astype(np.float32)
+            opt = Adam(model.params, lr=1e-3)
+            engines[algorithm] = partial(engine_block, algorithm, model, opt)
 
         tnet = _torch_model(torch, net)
         topt = torch.optim.Adam(tnet.parameters(), lr=1e-3)
@@ -80,29 +93,25 @@ def _worker(args: argparse.Namespace) -> dict:
                 torch.nn.functional.cross_entropy(tnet(xb), yb).backward()
                 topt.step()
 
-        engine_block()  # warm-ups: thread pools, allocator
-        torch_block()
-        times = {"engine": [], "torch": []}
-        cpu = {"engine": [], "torch": []}
+        blocks = {**{f"engine {a}": fn for a, fn in engines.items()}, "torch": torch_block}
+        for fn in blocks.values():  # warm-ups: thread pools, allocator
+            fn()
+        times = {key: [] for key in blocks}
+        cpu = {key: [] for key in blocks}
         for _ in range(args.rounds):
-            for key, fn in (("engine", engine_block), ("torch", torch_block)):
+            for key, fn in blocks.items():
                 start, start_cpu = time.perf_counter(), time.process_time()
                 fn()
                 times[key].append(time.perf_counter() - start)
                 cpu[key].append(time.process_time() - start_cpu)
-        out[name] = {
-            "params": net.spec["param_count"],
-            "engine": times["engine"],
-            "torch": times["torch"],
-            "engine_cpu": cpu["engine"],
-            "torch_cpu": cpu["torch"],
-        }
+        out[name] = {"params": net.spec["param_count"], "times": times, "cpu": cpu}
     out["_meta"] = {
         "threads": args.threads,
         "images": len(x),
         "numpy": np.__version__,
         "torch": torch.__version__,
         "load": os.getloadavg()[0],
+        "algorithms": algorithms,
     }
     return out
 
@@ -144,6 +153,8 @@ def _run_child(threads: int, args: argparse.Namespace) -> dict:
         str(args.rounds),
         "--networks",
         *args.networks,
+        "--conv-algorithm",
+        *args.conv_algorithm,
     ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
@@ -165,8 +176,19 @@ def main() -> None:
         help="LeNet, the digit network (16/32, issue 12's target) and the bundled model's "
         "32/32 network (for information); default: all three",
     )
+    ap.add_argument(
+        "--conv-algorithm",
+        nargs="+",
+        choices=("auto", "im2col", "fft"),
+        help="the engine's training convolutions, one or more (default: cnnviz train's)",
+    )
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if not args.conv_algorithm:
+        sys.path.insert(0, str(ROOT))
+        from cnncore.train import DEFAULT_CONV_ALGORITHM
+
+        args.conv_algorithm = [DEFAULT_CONV_ALGORITHM]
     if args.worker:
         args.threads = args.threads[0]
         print(json.dumps(_worker(args)))
@@ -176,28 +198,32 @@ def main() -> None:
     print(
         f"float32, Adam, batch {args.batch_size}, blocks of {meta['images']:,} real MNIST "
         f"training digits, {args.rounds} alternating blocks per side; numpy {meta['numpy']}, "
-        f"torch {meta['torch']}; {os.cpu_count()} CPUs\n"
+        f"torch {meta['torch']}; {os.cpu_count()} CPUs; engine --conv-algorithm "
+        f"{', '.join(meta['algorithms'])}\n"
     )
     print(
-        "| network | threads | cnncore images/s | PyTorch images/s | ms/step (cnncore / PyTorch) "
-        "| ratio (medians) | ratio (best blocks) | ratio (CPU time) | target | status | load |"
+        "| network | threads | algorithm | cnncore images/s | PyTorch images/s "
+        "| ms/step (cnncore / PyTorch) | ratio (medians) | ratio (best blocks) "
+        "| ratio (CPU time) | target | status | load |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|")
+    print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|---:|")
     for res in results:
         m = res["_meta"]
         for name in (NETWORKS[key] for key in args.networks):
             r = res[name]
-            te, tt = statistics.median(r["engine"]), statistics.median(r["torch"])
-            ratio, best = tt / te, min(r["torch"]) / min(r["engine"])
-            cpu = statistics.median(r["torch_cpu"]) / statistics.median(r["engine_cpu"])
-            status = "met" if ratio >= TARGET else "NOT met"
-            steps = -(-m["images"] // args.batch_size)
-            print(
-                f"| {name} ({r['params']:,} params) | {m['threads']} | "
-                f"{m['images'] / te:,.0f} | {m['images'] / tt:,.0f} | "
-                f"{te / steps * 1e3:.1f} / {tt / steps * 1e3:.1f} | {ratio:.2f}x | "
-                f"{best:.2f}x | {cpu:.2f}x | >= {TARGET}x | {status} | {m['load']:.1f} |"
-            )
+            for algorithm in m["algorithms"]:
+                key = f"engine {algorithm}"
+                te, tt = statistics.median(r["times"][key]), statistics.median(r["times"]["torch"])
+                ratio, best = tt / te, min(r["times"]["torch"]) / min(r["times"][key])
+                cpu = statistics.median(r["cpu"]["torch"]) / statistics.median(r["cpu"][key])
+                status = "met" if ratio >= TARGET else "NOT met"
+                steps = -(-m["images"] // args.batch_size)
+                print(
+                    f"| {name} ({r['params']:,} params) | {m['threads']} | {algorithm} | "
+                    f"{m['images'] / te:,.0f} | {m['images'] / tt:,.0f} | "
+                    f"{te / steps * 1e3:.1f} / {tt / steps * 1e3:.1f} | {ratio:.2f}x | "
+                    f"{best:.2f}x | {cpu:.2f}x | >= {TARGET}x | {status} | {m['load']:.1f} |"
+                )
 
 
 if __name__ == "__main__":

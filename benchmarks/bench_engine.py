@@ -13,7 +13,9 @@ the pixel values).
 (b) float32 batch-64 training throughput (images/s: forward + backward + Adam step)
 (c) the same for issue 12's digit network (conv 16@5x5 pad 2, conv 32@5x5 pad 2, dense 64; the
     bundled model is this network with 32 filters in its first conv)
-    engine: the step of `cnnviz train` (train.forward_for_training, backward, Adam)
+    engine: the step of `cnnviz train` (train.forward_for_training, backward, Adam), with its
+            default --conv-algorithm (auto: the digit network's second conv by FFT; LeNet's
+            convolutions stay im2col), named in the output
     naive:  the oracle's batch gradients (float64, it has no float32 path) + the same Adam step
     torch:  nn.Sequential + torch.optim.Adam, float32
 
@@ -62,7 +64,12 @@ from cnncore.functional import training_threads  # noqa: E402
 from cnncore.memory import keep_freed_memory  # noqa: E402
 from cnncore.network import Network  # noqa: E402
 from cnncore.optim import Adam  # noqa: E402
-from cnncore.train import DIGITS_SPEC, LENET_SPEC, forward_for_training  # noqa: E402
+from cnncore.train import (  # noqa: E402
+    DEFAULT_CONV_ALGORITHM,
+    DIGITS_SPEC,
+    LENET_SPEC,
+    forward_for_training,
+)
 
 SPEC = LENET_SPEC
 BATCH = 64
@@ -171,8 +178,8 @@ def torch_trace_fn(torch, net: Network, x: np.ndarray, label: int):
 
 
 def _train_step(model: Network, opt, xb: np.ndarray, yb: np.ndarray) -> None:
-    """One step as `cnnviz train` takes it (cnncore.train.train)."""
-    _, records = forward_for_training(model, xb)
+    """One step as `cnnviz train` takes it (cnncore.train.train, its default conv algorithm)."""
+    _, records = forward_for_training(model, xb, DEFAULT_CONV_ALGORITHM)
     model.backward(records, model.encode_target(yb, len(yb), np.float32), input_grad=False)
     opt.step([rec.grads() for rec in records])
 
@@ -288,7 +295,8 @@ def main() -> None:
 
     print(
         f"NumPy BLAS threads: {threads}; torch.set_num_threads({threads}); "
-        f"glibc keeps freed memory (as in training): {kept}"
+        f"glibc keeps freed memory (as in training): {kept}; training convolutions: "
+        f"--conv-algorithm {DEFAULT_CONV_ALGORITHM} (as cnnviz train)"
         + ("" if torch is not None else " (PyTorch not importable)")
     )
     print(f"numpy {np.__version__}" + (f", torch {torch.__version__}" if torch else ""))

@@ -10,8 +10,10 @@ convolution's bias is not trained (PyTorch's `bias=False` before a batch norm): 
 subtracts each channel's mean, so a bias has no effect on the output and its gradient is only
 rounding noise, which Adam would turn into steps of the full learning rate.
 
-When training ends, the network is used as PyTorch's `model.eval()` uses it: each batch norm
-normalises with its running statistics, an affine map per channel, which
+When training ends, the running statistics are measured again for the final (or averaged)
+weights on 10,000 fixed un-augmented training digits (`recompute_running_stats` says why), and
+the network is used as PyTorch's `model.eval()` uses it: each batch norm normalises with its
+running statistics, an affine map per channel, which
 `fold_batchnorm` merges into the convolution before it (`torch.nn.utils.fusion.
 fuse_conv_bn_eval`). The result is the spec's ordinary network: the app, the trace, the ONNX
 export and the saved model never see a batch-norm layer.
@@ -161,12 +163,16 @@ def recompute_running_stats(
     cumulative average over the batches), run the batches forward in train mode (only up to
     the last batch norm), restore the momentum.
 
-    Why: with weight averaging (`train(..., ema=...)`) the saved weights are an average of the
-    steps' weights, but the running statistics were gathered by the steps' own weights as they
-    changed, and averaging them would not give the statistics of the averaged network. The
-    averaged network's activations have their own means and variances, which only a pass with
-    those weights measures. Without the pass, the folded network would normalise with the
-    wrong numbers.
+    Why: the folded network must normalise with the statistics of its own weights on digits
+    like those it will see. With weight averaging (`train(..., ema=...)`) the saved weights
+    are an average of the steps' weights, but the running statistics were gathered by the
+    steps' own weights as they changed; averaging those would not give the statistics of the
+    averaged network, whose activations have their own means and variances, which only a
+    pass with those weights measures. Without averaging, the running statistics still lag
+    behind the weights (momentum 0.1) and were gathered on augmented digits. `train` so
+    measures them again in both cases on un-augmented training digits: 3 epochs of 6,000
+    digits of the 32/32 network scored dev 97.10 % folded with the training's running
+    statistics, 97.70 % with these.
     """
     bns = [layer for layer in net.layers if isinstance(layer, BatchNorm2d)]
     if not bns:

@@ -195,8 +195,8 @@ def _torch_model(net: Network):
 @pytest.mark.parametrize("ema", [0.0, 0.9])
 def test_training_steps_match_torch(digits, ema):
     """Four Adam steps of batch 32 with --batch-norm equal PyTorch's from the same weights;
-    the saved (folded) network equals torch's fused one. With weight averaging, the averaged
-    network's running statistics are measured again (torch: reset_running_stats, momentum
+    the saved (folded) network equals torch's fused one. The final (with EMA: averaged)
+    weights' running statistics are measured again (torch: reset_running_stats, momentum
     None, a pass over the same digits), then folded."""
     from torch.nn.utils.fusion import fuse_conv_bn_eval
 
@@ -233,22 +233,22 @@ def test_training_steps_match_torch(digits, ema):
         opt.step()
         losses.append(loss.item())
         with torch.no_grad():
-            for name, p in model.named_parameters():
-                averaged[name] += (1 - ema) * (p - averaged[name])
+            for name, p in model.named_parameters():  # without EMA: the last step's weights
+                averaged[name] = averaged[name] + (1 - ema) * (p - averaged[name]) if ema else p
     assert history[0]["loss"] == pytest.approx(np.mean(losses), rel=1e-5)
-    if ema:
-        # The statistics in float64: torch's float32 batch norm on a channels-last tensor (what
-        # its CPU convolution returns here) sums in float32, its variance off by ~3e-4 relative.
-        model.double()
-        with torch.no_grad():
-            for name, p in model.named_parameters():
-                p.copy_(averaged[name])
-            for bn in (model[1], model[4]):
-                bn.reset_running_stats()
-                bn.momentum = None
-            calibration = x[recalibration_indices(len(x), seed)].astype(np.float64)
-            for start in range(0, len(calibration), 500):
-                model(torch.tensor(calibration[start : start + 500]))
+    # The final (averaged) weights' running statistics measured again, in float64: torch's
+    # float32 batch norm on a channels-last tensor (what its CPU convolution returns here) sums
+    # in float32, its variance off by ~3e-4 relative.
+    model.double()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            p.copy_(averaged[name])
+        for bn in (model[1], model[4]):
+            bn.reset_running_stats()
+            bn.momentum = None
+        calibration = x[recalibration_indices(len(x), seed)].astype(np.float64)
+        for start in range(0, len(calibration), 500):
+            model(torch.tensor(calibration[start : start + 500]))
     model.eval()
     fused = [fuse_conv_bn_eval(model[0], model[1]), fuse_conv_bn_eval(model[3], model[4])]
     assert [layer.type for layer in ours.layers] == [s["type"] for s in SPEC["layers"]]
@@ -260,7 +260,7 @@ def test_training_steps_match_torch(digits, ema):
         # nearly cancel (up to ~2 % of one step of lr = 1e-3 seen), the bulk agrees closely
         diff = np.abs(mine - theirs.detach().numpy())
         assert diff.max() <= 3e-5 + 1e-4 * np.abs(mine).max(), diff.max()
-        assert np.median(diff) <= 5e-6, np.median(diff)
+        assert diff.size < 50 or np.median(diff) <= 5e-6, np.median(diff)  # weights
     with torch.no_grad():
         inputs = torch.tensor(x[:32]).to(model[0].weight.dtype)
         expected = torch.softmax(model(inputs), dim=1).numpy()

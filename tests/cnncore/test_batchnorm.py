@@ -324,3 +324,22 @@ def test_cli_batch_norm_saves_a_plain_network_with_metadata(tmp_path):
     ]
     args = parser.parse_args(["--epochs", "1"])
     assert args.batch_norm is False
+
+
+def test_batch_norm_with_fft_convolutions_matches_im2col(digits):
+    """--batch-norm with --conv-algorithm fft (every stride-1 convolution by FFT, then its
+    batch norm) trains the same network as with im2col, up to float32 rounding."""
+    x, y = digits
+    kw = dict(epochs=1, batch_size=32, lr=1e-3, schedule="constant", augmentation=False)
+    kw.update(batch_norm=True, seed=6, progress=False)
+    nets = {
+        algorithm: train(Network.from_spec(SPEC, seed=6), x, y, conv_algorithm=algorithm, **kw)
+        for algorithm in ("im2col", "fft")
+    }
+    (ref, h_ref), (fft, h_fft) = nets["im2col"], nets["fft"]
+    assert h_fft[0]["loss"] == pytest.approx(h_ref[0]["loss"], rel=1e-5)
+    for p, q in zip(ref.params, fft.params, strict=True):
+        for k in p:
+            diff = np.abs(p[k] - q[k])
+            assert diff.max() <= 3e-5 + 1e-4 * np.abs(p[k]).max(), (k, diff.max())
+    np.testing.assert_allclose(fft.predict(x[:32]), ref.predict(x[:32]), rtol=0, atol=1e-4)

@@ -13,10 +13,10 @@ rounding noise, which Adam would turn into steps of the full learning rate.
 When training ends, the running statistics are measured again for the final (or averaged)
 weights on 10,000 fixed un-augmented training digits (`recompute_running_stats` says why), and
 the network is used as PyTorch's `model.eval()` uses it: each batch norm normalises with its
-running statistics, an affine map per channel, which
-`fold_batchnorm` merges into the convolution before it (`torch.nn.utils.fusion.
-fuse_conv_bn_eval`). The result is the spec's ordinary network: the app, the trace, the ONNX
-export and the saved model never see a batch-norm layer.
+running statistics, an affine map per channel, which `fold_batchnorm` merges into the
+convolution before it (`torch.nn.utils.fusion.fuse_conv_bn_eval`). The result is the spec's
+ordinary network: the app, the trace, the ONNX export and the saved model never see a
+batch-norm layer.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ import numpy as np
 from .layers import Conv2d, Layer
 from .network import Network
 
-# How many training digits re-estimate the running statistics of averaged (EMA) weights.
+# How many training digits re-estimate the running statistics of the final weights, and in
+# what batches (`recompute_running_stats`).
 RECALIBRATION_DIGITS = 10_000
 RECALIBRATION_BATCH = 500
 

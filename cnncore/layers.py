@@ -138,7 +138,7 @@ class Conv2d(Layer):
         return F.conv2d_forward(x, self.params["w"], self.params["b"], self.stride, self.padding)
 
     def op_backward(self, dz, cache, need_dx=True):
-        if isinstance(cache, fftconv.FFTConvCache):  # a training step by FFT (cnncore.fftconv)
+        if isinstance(cache, fftconv.TRAINING_CACHES):  # --conv-algorithm auto/fft training
             dx, dw, db = fftconv.backward(dz, cache, need_dx)
         else:
             dx, dw, db = F.conv2d_backward(dz, cache, need_dx)

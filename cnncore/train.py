@@ -23,7 +23,7 @@ from scipy import ndimage
 
 from . import activations, batchnorm, fftconv
 from .functional import training_threads
-from .layers import Dense, Layer, Record
+from .layers import Conv2d, Dense, Layer, Record
 from .memory import keep_freed_memory
 from .network import Network, _pool_after_relu
 from .optim import make_optimizer, schedule_lr
@@ -258,7 +258,9 @@ def forward_for_training(
     i = 0
     while i < len(layers):
         layer = layers[i]
-        fft = fftconv.use_fft(conv_algorithm, layer, a.shape)
+        # a conv layer outside im2col's bit-identical path (fftconv.training_op_forward)
+        conv = conv_algorithm != "im2col" and type(layer) is Conv2d
+        fft = conv and fftconv.use_fft(conv_algorithm, layer, a.shape)
         if i + 1 < len(layers) and _pool_after_relu(layer, layers[i + 1]):
             if fft and fftconv.fusable(*layers[i + 1].args):
                 w, b = layer.params["w"], layer.params["b"]
@@ -271,15 +273,18 @@ def forward_for_training(
                 a = out
                 i += 2
                 continue
-            z, cache = fftconv.training_op_forward(layer, a) if fft else layer.op_forward(a)
+            if conv:
+                z, cache = fftconv.training_op_forward(layer, a, conv_algorithm)
+            else:
+                z, cache = layer.op_forward(a)
             records.append(Record(a_prev=a, z=z, a=None, cache=cache))
             pooled, pool_cache = layers[i + 1].op_forward(z)
             a = np.maximum(pooled, 0)
             records.append(Record(a_prev=None, z=a, a=a, cache=pool_cache))
             i += 2
             continue
-        if fft:
-            z, cache = fftconv.training_op_forward(layer, a)
+        if conv:
+            z, cache = fftconv.training_op_forward(layer, a, conv_algorithm)
             a_out = activations.activate(layer.activation, z)
             rec = Record(a_prev=a, z=z, a=a_out, cache=cache)
             a = a_out

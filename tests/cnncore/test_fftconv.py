@@ -134,6 +134,32 @@ def test_two_threads_give_the_same_gradients_to_rounding():
         assert _rel(got, ref) < 1e-5
 
 
+def test_a_two_thread_training_step_splits_the_first_convs_weight_gradient():
+    """auto with the helper thread: the digit network's first conv stays im2col, its weight
+    gradient computed by both threads in halves (SplitDwCache); the step's gradients equal
+    im2col's to float32 rounding."""
+    rng = np.random.default_rng(8)
+    x = rng.random((16, 1, 28, 28)).astype(np.float32)
+    y = rng.integers(0, 10, 16)
+    grads = {}
+    for algorithm in ("im2col", "auto"):
+        model = Network.from_spec(DIGITS_SPEC, seed=4).astype(np.float32)
+        for layer in model.layers:
+            if "b" in layer.params:
+                layer.params["b"] = np.full(layer.params["b"].shape, 0.05, np.float32)
+        with F.training_threads(threads=2):
+            _, records = forward_for_training(model, x, algorithm)
+            shared = F._helper is not None
+            if algorithm == "auto" and shared:
+                assert isinstance(records[0].cache, fftconv.SplitDwCache)
+                assert isinstance(records[2].cache, fftconv.FFTConvCache)
+            model.backward(records, model.encode_target(y, len(y), np.float32), False)
+        grads[algorithm] = [rec.grads() for rec in records]
+    for g, ref in zip(grads["auto"], grads["im2col"], strict=True):
+        for k in g:
+            assert _rel(g[k], ref[k]) < 1e-4, k
+
+
 def test_stride_other_than_one_is_refused_and_not_chosen():
     x = np.zeros((1, 16, 14, 14))
     w = np.zeros((4, 16, 5, 5))

@@ -13,7 +13,7 @@ the pixel values).
 (b) float32 batch-64 training throughput (images/s: forward + backward + Adam step)
 (c) the same for issue 12's digit network (conv 16@5x5 pad 2, conv 32@5x5 pad 2, dense 64; the
     bundled model is this network with 32 filters in its first conv)
-    engine: the step of `cnnviz train` (train.forward_for_training, backward, Adam), with its
+    engine: the step of `cnnviz train` (train.training_step, Adam), with its
             default --conv-algorithm (auto: the digit network's second conv by FFT; LeNet's
             convolutions stay im2col), named in the output
     naive:  the oracle's batch gradients (float64, it has no float32 path) + the same Adam step
@@ -68,7 +68,7 @@ from cnncore.train import (  # noqa: E402
     DEFAULT_CONV_ALGORITHM,
     DIGITS_SPEC,
     LENET_SPEC,
-    forward_for_training,
+    training_step,
 )
 
 SPEC = LENET_SPEC
@@ -179,9 +179,7 @@ def torch_trace_fn(torch, net: Network, x: np.ndarray, label: int):
 
 def _train_step(model: Network, opt, xb: np.ndarray, yb: np.ndarray) -> None:
     """One step as `cnnviz train` takes it (cnncore.train.train, its default conv algorithm)."""
-    _, records = forward_for_training(model, xb, DEFAULT_CONV_ALGORITHM)
-    model.backward(records, model.encode_target(yb, len(yb), np.float32), input_grad=False)
-    opt.step([rec.grads() for rec in records])
+    opt.step(training_step(model, xb, yb, DEFAULT_CONV_ALGORITHM)[2])
 
 
 def torch_train_fn(torch, net: Network, x: np.ndarray, y: np.ndarray):

@@ -52,7 +52,7 @@ def _worker(args: argparse.Namespace) -> dict:
     from cnncore.functional import training_threads
     from cnncore.memory import keep_freed_memory
     from cnncore.optim import Adam
-    from cnncore.train import BUNDLED_SPEC, DIGITS_SPEC, LENET_SPEC, forward_for_training
+    from cnncore.train import BUNDLED_SPEC, DIGITS_SPEC, LENET_SPEC, training_step
 
     algorithms = args.conv_algorithm
 
@@ -73,9 +73,7 @@ def _worker(args: argparse.Namespace) -> dict:
             # the step of `cnnviz train` (cnncore.train.train), with its thread setting
             with training_threads(multiply_adds=model.multiply_adds()):
                 for xb, yb in batches:
-                    _, records = forward_for_training(model, xb, algorithm)
-                    model.backward(records, model.encode_target(yb, len(yb), np.float32), False)
-                    opt.step([rec.grads() for rec in records])
+                    opt.step(training_step(model, xb, yb, algorithm)[2])
 
         engines = {}
         for algorithm in algorithms:

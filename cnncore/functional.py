@@ -407,6 +407,18 @@ def _can_share() -> bool:
     return _helper is not None and not getattr(_in_helper, "active", False)
 
 
+@contextmanager
+def sharing_off():
+    """Within the block this thread hands no work to the helper (while the helper runs a share
+    of its own: `train.training_step`'s halves of a batch)."""
+    before = getattr(_in_helper, "active", False)
+    _in_helper.active = True
+    try:
+        yield
+    finally:
+        _in_helper.active = before
+
+
 def _halves(run, n: int, unit: int = 1) -> None:
     """run(start, stop) over [0, n * unit): the second half of the n samples (`unit` entries
     each) in the helper thread when training with two threads."""

@@ -22,8 +22,9 @@ import numpy as np
 from scipy import ndimage
 
 from . import activations, batchnorm, fftconv
+from . import functional as F  # noqa: N812
 from .functional import training_threads
-from .layers import Conv2d, Dense, Layer, Record
+from .layers import AvgPool2d, Conv2d, Dense, Flatten, Layer, MaxPool2d, Record
 from .memory import keep_freed_memory
 from .network import Network, _pool_after_relu
 from .optim import make_optimizer, schedule_lr
@@ -295,6 +296,51 @@ def forward_for_training(
     return a, records
 
 
+def training_step(
+    model: Network, x: np.ndarray, y: np.ndarray, conv_algorithm: str = "im2col"
+) -> tuple[np.ndarray, float, list[dict]]:
+    """One training step's forward and backward pass: (output, mean loss, one gradient dict per
+    layer for the optimizer). Shapes: x (N, C, H, W) float32, y (N,) class indices.
+
+    With the training helper thread (`functional.training_threads`) and `conv_algorithm` other
+    than "im2col", a network of plain layers (conv, pool, flatten, dense: no batch norm, no
+    dropout) takes the step as two halves of the batch, one per thread, each whole (one hand-off
+    per step instead of one per operation, which under load waits for the scheduler each time),
+    and adds the halves' mean gradients weighted by their sizes: the same gradients up to
+    float32 rounding. Otherwise the step is `forward_for_training` + `Network.backward`.
+    """
+    n = len(x)
+    if conv_algorithm != "im2col" and n >= 2 and F._can_share() and _plain(model):
+        mid = n // 2
+        other = F._helper.submit(_whole_step, model, x[mid:], y[mid:], conv_algorithm)
+        try:
+            with F.sharing_off():
+                first = _whole_step(model, x[:mid], y[:mid], conv_algorithm)
+        finally:
+            second = other.result()
+        w1, w2 = np.float32(mid / n), np.float32((n - mid) / n)
+        grads = [
+            {k: g1[k] * w1 + g2[k] * w2 for k in g1}
+            for g1, g2 in zip(first[2], second[2], strict=True)
+        ]
+        loss = float(w1) * first[1] + float(w2) * second[1]
+        return np.concatenate([first[0], second[0]]), loss, grads
+    return _whole_step(model, x, y, conv_algorithm)
+
+
+def _whole_step(model: Network, x: np.ndarray, y: np.ndarray, conv_algorithm: str):
+    a, records = forward_for_training(model, x, conv_algorithm)
+    loss = model.backward(records, model.encode_target(y, len(x), dtype=np.float32), False)
+    return a, loss, [rec.grads() for rec in records]
+
+
+def _plain(model: Network) -> bool:
+    """Only layers that keep no state and draw no random numbers in a training step."""
+    return all(
+        type(layer) in (Conv2d, MaxPool2d, AvgPool2d, Flatten, Dense) for layer in model.layers
+    )
+
+
 def train(
     net: Network,
     x: np.ndarray,
@@ -390,10 +436,8 @@ def train(
                     if augmentation
                     else x[idx]
                 )
-                a, records = forward_for_training(model, xb, conv_algorithm)
-                yb = model.encode_target(y[idx], len(idx), dtype=np.float32)
-                loss = model.backward(records, yb, input_grad=False)
-                opt.step([rec.grads() for rec in records])
+                a, loss, grads = training_step(model, xb, y[idx], conv_algorithm)
+                opt.step(grads)
                 if ema:
                     for avg, cur in weighted:
                         for k in avg:

@@ -16,9 +16,12 @@ from cnncore.train import (
     DIGITS_SPEC,
     LENET_SPEC,
     add_arguments,
+    add_dropout,
     forward_for_training,
     train,
+    training_step,
 )
+from cnncore.train import _plain as fftconv_training_plain
 
 # (N, C_in, C_out, H, W, kH, kW, padding)
 GEOMETRIES = [
@@ -160,6 +163,34 @@ def test_a_two_thread_training_step_splits_the_first_convs_weight_gradient():
             assert _rel(g[k], ref[k]) < 1e-4, k
 
 
+def test_a_two_thread_step_in_halves_equals_the_whole_step():
+    """training_step with the helper thread (auto): each thread takes half of the batch through
+    the whole network; the size-weighted gradients equal the whole batch's to float32 rounding.
+    im2col, batch norm and dropout never split."""
+    rng = np.random.default_rng(12)
+    x = rng.random((15, 1, 28, 28)).astype(np.float32)  # odd: halves of 7 and 8
+    y = rng.integers(0, 10, 15)
+    model = Network.from_spec(DIGITS_SPEC, seed=5).astype(np.float32)
+    for layer in model.layers:
+        if "b" in layer.params:
+            layer.params["b"] = np.full(layer.params["b"].shape, 0.05, np.float32)
+    ref_a, ref_loss, ref_grads = training_step(model, x, y, "im2col")
+    with F.training_threads(threads=2):
+        a, loss, grads = training_step(model, x, y, "auto")
+        split = F._helper is not None
+    assert a.shape == ref_a.shape and _rel(a, ref_a) < 1e-5
+    assert abs(loss - ref_loss) < 1e-5 * ref_loss
+    for g, ref in zip(grads, ref_grads, strict=True):
+        assert set(g) == set(ref)
+        for k in g:
+            assert g[k].dtype == np.float32 and _rel(g[k], ref[k]) < 1e-4, k
+    if split:
+        assert fftconv_training_plain(model)
+        with_dropout = Network.from_spec(DIGITS_SPEC, seed=5)
+        add_dropout(with_dropout, 0.5, np.random.default_rng(0))
+        assert not fftconv_training_plain(with_dropout)
+
+
 def test_stride_other_than_one_is_refused_and_not_chosen():
     x = np.zeros((1, 16, 14, 14))
     w = np.zeros((4, 16, 5, 5))
@@ -250,6 +281,32 @@ def test_training_by_fft_follows_im2col():
                 diff = np.abs(p[k] - q[k])
                 assert np.max(diff) < 3e-4, (algorithm, k)
                 assert np.quantile(diff, 0.9) < 1e-7, (algorithm, k)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_training_by_fft_repeats_bit_for_bit(threads):
+    """The FFT path is deterministic for a seed and a thread count (each half of the batch is
+    always the same samples, the halves' weight gradients added in the same order)."""
+    rng = np.random.default_rng(10)
+    x = rng.random((48, 1, 28, 28)).astype(np.float32)
+    y = rng.integers(0, 10, 48)
+    runs = []
+    for _ in range(2):
+        with F.training_threads(threads=threads):
+            model, _ = train(
+                Network.from_spec(DIGITS_SPEC, seed=3),
+                x,
+                y,
+                epochs=1,
+                batch_size=16,
+                augmentation=False,
+                conv_algorithm="auto",
+                progress=False,
+            )
+        runs.append(model)
+    for p, q in zip(runs[0].params, runs[1].params, strict=True):
+        for k in p:
+            assert p[k].tobytes() == q[k].tobytes()
 
 
 def test_conv_algorithm_is_validated():

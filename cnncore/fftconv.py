@@ -42,9 +42,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-import scipy.fft as sfft
 
 from . import functional as F  # noqa: N812
+
+# scipy.fft is imported where it is used, so that importing cnncore (the app, the trace) does not
+# load it (15 ms) until a training step convolves by FFT.
 
 Pair = tuple[int, int]
 
@@ -53,6 +55,8 @@ def fft_length(size: int, kernel: int, padding: int) -> int:
     """The circular length L along one axis: >= size + padding (no wrapped input cell is read
     as a real one), >= the output size and >= the kernel size (distinct lags), rounded up to a
     length pocketfft transforms fast."""
+    import scipy.fft as sfft
+
     out = size + 2 * padding - kernel + 1
     return sfft.next_fast_len(max(size + padding, out, kernel), real=True)
 
@@ -270,6 +274,8 @@ def _complex(dtype) -> np.dtype:
 def _input_spectrum(x: np.ndarray, lengths: Pair, dtype) -> np.ndarray:
     """X_f (F, n, C_in) of an NCHW input (a chunk of the batch): placed at the start of a zero
     (L_h, L_w, n, C_in) buffer and transformed over the two leading axes."""
+    import scipy.fft as sfft
+
     n, c_in, h, wd = x.shape
     buf = np.empty((*lengths, n, c_in), dtype=dtype)
     buf[:h, :wd] = x.transpose(2, 3, 0, 1)
@@ -287,6 +293,8 @@ def _zero_outside(buf: np.ndarray, rows: int, cols: int) -> None:
 def _inverse(spec: np.ndarray, lengths: Pair, rows: int, cols: int, dtype) -> np.ndarray:
     """irfft2 over the two leading axes of (L_h, L_w // 2 + 1, ...), keeping the first rows x
     cols cells: the complex pass over the rows first, then the real pass over the rows kept."""
+    import scipy.fft as sfft
+
     lh, lw = lengths
     part = sfft.ifft(spec, axis=0, overwrite_x=True)[:rows]
     out = sfft.irfft(part, n=lw, axis=1, overwrite_x=True)[:, :cols]
@@ -362,6 +370,8 @@ def conv2d_backward(
 def _backward_from_buffer(buf: np.ndarray, out_hw: Pair, cache: FFTConvCache, need_dx: bool):
     """The backward pass from dz already in its zero-padded spatial-first buffer (L_h, L_w, N,
     C_out) (zeros outside the first Ho x Wo cells), chunk by chunk as the forward pass."""
+    import scipy.fft as sfft
+
     n, c_in, h, wd = cache.x_shape
     c_out, _, kh, kw = cache.w_shape
     lh, lw = cache.lengths

@@ -467,13 +467,16 @@ def conv2d_relu_maxpool_forward(
 
 
 def relu_maxpool_backward(da: np.ndarray, a: np.ndarray, cache: SpatialPoolCache) -> np.ndarray:
-    """dC/dz of the convolution from dC/da of `conv2d_relu_maxpool_forward`'s output a.
+    """dC/dz of the convolution from dC/da of `conv2d_relu_maxpool_forward`'s output a (or of
+    `im2col_relu_maxpool_forward`'s: a `WindowPoolCache`).
 
     Shapes: da, a (N, C, Ho', Wo') -> dz (N, C, Ho, Wo), a view of the zero-padded
     spatial-first buffer the conv's backward pass transforms (`backward` takes the buffer
     itself: no copy). Each window's gradient goes to its first maximum when the pooled output
     is > 0 (relu), else nothing; cells no window covers get 0.
     """
+    if isinstance(cache, WindowPoolCache):
+        return _window_relu_maxpool_backward(da, a, cache)
     conv = cache.conv
     n, c = da.shape[:2]
     ho, wo = cache.conv_hw
@@ -508,11 +511,117 @@ def backward(
     threads."""
     if isinstance(cache, SplitDwCache):
         return _split_dw_backward(dz, cache, need_dx)
+    if isinstance(cache, WindowConvCache):
+        return _window_backward(dz, cache, need_dx)
     entry, cache.dz_buffer = cache.dz_buffer, None
     if entry is not None and entry[0] is dz:
         return _backward_from_buffer(entry[1], dz.shape[2:], cache, need_dx)
     return conv2d_backward(dz, cache, need_dx)
 
 
-# The caches `backward` takes (`Conv2d.op_backward` hands them over).
-TRAINING_CACHES = (FFTConvCache, SplitDwCache)
+# --------------------------------------------------------------------------- first conv + pool
+
+
+@dataclass
+class WindowConvCache:
+    """The columns of `im2col_relu_maxpool_forward`, in pool-window order (kH, kW, C_in, pH, pW,
+    N, Ho', Wo'), and the shapes; its backward pass gives no dx (a network's first layer)."""
+
+    cols: np.ndarray
+    w_shape: tuple
+
+
+@dataclass
+class WindowPoolCache:
+    """Each pooled cell's first maximum (offset p*pW + q in its window), (C, Ho', Wo') per
+    sample, laid out (C, N, Ho', Wo')."""
+
+    first: np.ndarray
+    window: int  # pH * pW
+
+
+def window_fusable(layer, x_shape: tuple, pool_args: tuple) -> bool:
+    """Whether `im2col_relu_maxpool_forward` takes this first conv layer and its pool: stride 1,
+    few input channels (im2col's offset-major case: kW * C_in < W_out), a non-overlapping pool
+    without padding (stride = kernel_size)."""
+    kernel, stride, padding = pool_args
+    w = layer.params["w"]
+    out_w = x_shape[3] + 2 * layer.padding[1] - w.shape[3] + 1
+    return (
+        tuple(layer.stride) == (1, 1)
+        and w.shape[3] * w.shape[1] < out_w
+        and fusable(kernel, stride, padding)
+        and x_shape[2] + 2 * layer.padding[0] - w.shape[2] + 1 >= kernel[0]
+        and out_w >= kernel[1]
+    )
+
+
+def im2col_relu_maxpool_forward(
+    x: np.ndarray, w: np.ndarray, b: np.ndarray, padding: Pair, pool_kernel: Pair
+) -> tuple[np.ndarray, WindowConvCache, WindowPoolCache]:
+    """relu(maxpool(conv2d(x, w, b, padding))) for a network's first layer in training, by
+    im2col with the columns in pool-window order, so that the pool is a maximum over whole
+    contiguous slabs (one per window offset) instead of strided views, and its backward pass
+    writes whole slabs that the weight gradient's product reads as they are.
+
+    Shapes: x (N, C_in, H, W), w (C_out, C_in, kH, kW), b (C_out,) -> a (N, C_out, Ho // pH,
+    Wo // pW), C-contiguous. Stride 1; the pool non-overlapping (stride = kernel_size, no
+    padding; conv outputs no window covers are not computed: they reach no loss). Bias and relu
+    after the pool (exact: see `conv2d_relu_maxpool_forward`); ties: the first maximum in
+    row-major window order, as PyTorch.
+    """
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    n, c_in, h, wd = x.shape
+    c_out, _, kh, kw = w.shape
+    pu, pv = pool_kernel
+    dtype = np.result_type(x, w)
+    po = (h + 2 * padding[0] - kh + 1) // pu
+    qo = (wd + 2 * padding[1] - kw + 1) // pv
+    x_pad = F.pad_nchw(x, padding)
+    windows = sliding_window_view(x_pad, (kh, kw), axis=(2, 3))[:, :, : po * pu, : qo * pv]
+    windows = windows.reshape(n, c_in, po, pu, qo, pv, kh, kw).transpose(6, 7, 1, 3, 5, 0, 2, 4)
+    cols = np.empty((kh, kw, c_in, pu, pv, n, po, qo), dtype=dtype)
+    np.copyto(cols, windows)
+    w_mat = w.transpose(0, 2, 3, 1).reshape(c_out, kh * kw * c_in).astype(dtype, copy=False)
+    prod = (w_mat @ cols.reshape(kh * kw * c_in, -1)).reshape(c_out, pu * pv, n, po, qo)
+    out = prod[:, 0].copy()
+    first = np.zeros(out.shape, dtype=np.int8)
+    better = np.empty(out.shape, dtype=bool)
+    k_better = np.empty(out.shape, dtype=np.int8)
+    for k in range(1, pu * pv):
+        cand = prod[:, k]
+        np.greater(cand, out, out=better)
+        np.multiply(better.view(np.int8), k, out=k_better, dtype=np.int8)
+        np.maximum(first, k_better, out=first)
+        np.maximum(out, cand, out=out)
+    np.add(out, b.astype(dtype, copy=False)[:, None, None, None], out=out)
+    np.maximum(out, 0, out=out)
+    a = np.ascontiguousarray(out.transpose(1, 0, 2, 3))
+    return a, WindowConvCache(cols, w.shape), WindowPoolCache(first, pu * pv)
+
+
+def _window_relu_maxpool_backward(da: np.ndarray, a: np.ndarray, cache: WindowPoolCache):
+    """dC/dz of `im2col_relu_maxpool_forward`'s convolution, laid out like its columns' last
+    axes: (C, pH*pW, N, Ho', Wo') (not NCHW: only `backward` reads it)."""
+    masked = np.ascontiguousarray(F.where_or_zero(a > 0, da).transpose(1, 0, 2, 3))
+    dz = np.empty((masked.shape[0], cache.window, *masked.shape[1:]), dtype=masked.dtype)
+    hit = np.empty(masked.shape, dtype=bool)
+    for k in range(cache.window):
+        np.equal(cache.first, k, out=hit)
+        F.where_or_zero(hit, masked, out=dz[:, k])
+    return dz
+
+
+def _window_backward(dz: np.ndarray, cache: WindowConvCache, need_dx: bool):
+    if need_dx:
+        raise ValueError("fftconv: the window-order first layer has no input gradient")
+    c_out, c_in, kh, kw = cache.w_shape
+    dz_mat = dz.reshape(c_out, -1)
+    cols = cache.cols.reshape(kh * kw * c_in, -1)
+    dw = (cols @ dz_mat.T).T.reshape(c_out, kh, kw, c_in).transpose(0, 3, 1, 2)
+    return None, np.ascontiguousarray(dw), dz_mat.sum(axis=1)
+
+
+TRAINING_CACHES = (FFTConvCache, SplitDwCache, WindowConvCache)
+FUSED_POOL_CACHES = (SpatialPoolCache, WindowPoolCache)

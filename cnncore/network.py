@@ -273,7 +273,7 @@ def _pool_relu_backward(
     """
     g = dC_dz if dC_dz is not None else dC_da  # a pool has no activation: dC/dz = dC/da
     rec.dC_da, rec.dC_dz = g, g
-    if isinstance(rec.cache, fftconv.SpatialPoolCache):  # fused with an FFT conv in training
+    if isinstance(rec.cache, fftconv.FUSED_POOL_CACHES):  # fused with its conv in training
         return fftconv.relu_maxpool_backward(g, rec.a, rec.cache)
     masked = F.where_or_zero(rec.a > 0, g)
     return F.maxpool2d_backward(masked, rec.cache, channels_major=True)

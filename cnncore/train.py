@@ -263,12 +263,20 @@ def forward_for_training(
         conv = conv_algorithm != "im2col" and type(layer) is Conv2d
         fft = conv and fftconv.use_fft(conv_algorithm, layer, a.shape)
         if i + 1 < len(layers) and _pool_after_relu(layer, layers[i + 1]):
+            fused = None
             if fft and fftconv.fusable(*layers[i + 1].args):
+                fused = fftconv.conv2d_relu_maxpool_forward
+            elif (  # the first layer (no dx): its columns in pool-window order
+                conv
+                and i == 0
+                and not F._can_share()
+                and fftconv.window_fusable(layer, a.shape, layers[i + 1].args)
+            ):
+                fused = fftconv.im2col_relu_maxpool_forward
+            if fused is not None:
                 w, b = layer.params["w"], layer.params["b"]
                 kernel = layers[i + 1].args[0]
-                out, cache, pool_cache = fftconv.conv2d_relu_maxpool_forward(
-                    a, w, b, layer.padding, kernel
-                )
+                out, cache, pool_cache = fused(a, w, b, layer.padding, kernel)
                 records.append(Record(a_prev=a, z=None, a=None, cache=cache))
                 records.append(Record(a_prev=None, z=out, a=out, cache=pool_cache))
                 a = out

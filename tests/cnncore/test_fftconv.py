@@ -118,6 +118,35 @@ def test_fused_conv_relu_maxpool_equals_pytorch(geometry, dtype):
         assert _rel(got, ref) < tol
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize(
+    "geometry",
+    [
+        (4, 1, 16, 28, 28, 5, 5, (2, 2), (2, 2)),  # the digit network's first conv
+        (3, 1, 4, 11, 9, 3, 3, (0, 1), (2, 2)),  # odd output: the last row uncovered
+        (2, 3, 5, 10, 12, 5, 3, (1, 0), (3, 2)),  # 3 input channels, a 3x2 pool window
+    ],
+)
+def test_first_layer_in_window_order_equals_pytorch(geometry, dtype):
+    n, c_in, c_out, h, wd, kh, kw, padding, pool = geometry
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((n, c_in, h, wd)).astype(dtype)
+    w = rng.standard_normal((c_out, c_in, kh, kw)).astype(dtype)
+    b = (0.3 * rng.standard_normal(c_out)).astype(dtype)
+    a, conv_cache, pool_cache = fftconv.im2col_relu_maxpool_forward(x, w, b, padding, pool)
+    da = rng.standard_normal(a.shape).astype(dtype)
+    ref_a, _, _, ref_dw, ref_db = _torch_conv_relu_pool(x, w, b, padding, pool, da)
+    assert a.shape == ref_a.shape and a.flags.c_contiguous and a.dtype == dtype
+    dz = fftconv.relu_maxpool_backward(da, a, pool_cache)
+    none, dw, db = fftconv.backward(dz, conv_cache, need_dx=False)
+    assert none is None and dw.shape == w.shape and db.shape == b.shape
+    tol = TOL[dtype]
+    for got, ref in ((a, ref_a), (dw, ref_dw), (db, ref_db)):
+        assert _rel(got, ref) < tol
+    with pytest.raises(ValueError, match="no input gradient"):
+        fftconv.backward(dz, conv_cache, need_dx=True)
+
+
 def test_two_threads_give_the_same_gradients_to_rounding():
     """With the training helper thread each half of the batch is transformed in its own
     thread; the results are PyTorch's to float32 rounding, as with one thread."""
@@ -203,6 +232,9 @@ def test_stride_other_than_one_is_refused_and_not_chosen():
 def test_auto_chooses_the_fft_where_it_was_measured_faster():
     digits = Network.from_spec(DIGITS_SPEC, seed=0)
     conv1, conv2 = digits.layers[0], digits.layers[2]
+    pool_args = digits.layers[1].args
+    assert fftconv.window_fusable(conv1, (64, 1, 28, 28), pool_args)  # first layer, 1 channel
+    assert not fftconv.window_fusable(conv2, (64, 16, 14, 14), pool_args)  # channels-last case
     assert not fftconv.use_fft("auto", conv1, (64, 1, 28, 28))  # one input channel: im2col
     assert fftconv.use_fft("auto", conv2, (64, 16, 14, 14))  # 16 -> 32, 5x5: FFT
     assert fftconv.use_fft("fft", conv1, (64, 1, 28, 28))  # fft: every stride-1 conv

@@ -241,6 +241,8 @@ def test_auto_chooses_the_fft_where_it_was_measured_faster():
     assert not fftconv.use_fft("im2col", conv2, (64, 16, 14, 14))
     lenet = Network.from_spec(LENET_SPEC, seed=0)
     assert not fftconv.use_fft("auto", lenet.layers[2], (64, 8, 12, 12))  # 8 channels
+    # LeNet's first layer (8 filters) keeps im2col's bits
+    assert not fftconv.window_fusable(lenet.layers[0], (64, 1, 28, 28), lenet.layers[1].args)
     assert not fftconv.use_fft("fft", lenet.layers[1], (64, 8, 24, 24))  # a pool, not a conv
 
 

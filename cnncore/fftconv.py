@@ -30,9 +30,16 @@ window, and float addition is monotone) and the relu (relu(max z) = max relu z),
 relu and the NCHW transpose touch only the 4x smaller pooled output, and its backward pass
 scatters the gradient straight into the zero-padded buffer the FFT reads.
 
-With two training threads (`functional.training_threads`, the digit networks) each half of the
-batch runs its whole pipeline (copy, transforms, products, pooling) in its own thread, the
-second half in the helper; the weight gradient adds the two halves' spectra. (scipy.fft's own
+`im2col_relu_maxpool_forward` is the same fusion for a network's first layer (few input
+channels, where the FFT loses): im2col with the columns in pool-window order, so the pool is a
+maximum over contiguous slabs and the weight gradient reads the pool's backward output as it is.
+
+With two training threads (`functional.training_threads`, the digit networks)
+`train.training_step` gives each thread half of the batch for a whole step; where a step is not
+split so (batch norm, dropout), each half of the batch runs this module's pipeline (copy,
+transforms, products, pooling) in its own thread, the second half in the helper, and the
+weight gradient adds the two halves' spectra; the first layer's im2col weight gradient is then
+split too (`SplitDwCache`). (scipy.fft's own
 `workers=2` was measured slower: 0.72 vs 0.57 ms for the input's rfft2 at one worker.)
 """
 

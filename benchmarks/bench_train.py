@@ -38,6 +38,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = 0.8
+# Seconds of rest before each timed block. Without it a block started while the previous block's
+# idle threads still spin-waited for work (OpenBLAS's after the engine's LeNet steps, which use
+# its two threads): PyTorch's two-thread LeNet steps ran at 12,300 images/s right after an
+# engine block and at 18,500 after 0.3 s of rest (18,700 after 1 s), which had inflated the
+# two-thread LeNet ratio (1.0-1.25x reported before; ~0.7x with the rest). The engine right
+# after PyTorch: no difference (12,400 vs 12,400).
+SETTLE = 0.5
 
 
 def _worker(args: argparse.Namespace) -> dict:
@@ -98,6 +105,7 @@ def _worker(args: argparse.Namespace) -> dict:
         cpu = {key: [] for key in blocks}
         for _ in range(args.rounds):
             for key, fn in blocks.items():
+                time.sleep(SETTLE)  # the other side's idle threads stop spinning first
                 start, start_cpu = time.perf_counter(), time.process_time()
                 fn()
                 times[key].append(time.perf_counter() - start)

@@ -276,7 +276,8 @@ class FastJSONPost:
             return
         gzip = self.gzip_level > 0 and accept is not None and b"gzip" in accept
         try:
-            alone = FastJSONPost.serving == 1
+            # a custom network's cost is the user's (up to the settings' limits): in the thread
+            alone = FastJSONPost.serving == 1 and getattr(req, "network", None) is None
             status, (pieces, gzipped) = 200, await run_compute(self._work, req, gzip, alone=alone)
         except ApiError as exc:
             status, pieces, gzipped = exc.status, [error_body([exc.item()])], False

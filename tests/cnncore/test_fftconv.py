@@ -89,6 +89,17 @@ def _torch_conv_relu_pool(x, w, b, padding, pool, da):
     return ta.detach().numpy(), tz.grad.numpy(), tx.grad.numpy(), tw.grad.numpy(), tb.grad.numpy()
 
 
+def _conv_pool_operands(geometry, dtype, seed: int):
+    """x, w, b of a (n, c_in, c_out, h, w, kh, kw, padding, pool) geometry, its padding and pool
+    window, and the random generator (for the upstream gradient)."""
+    n, c_in, c_out, h, wd, kh, kw, padding, pool = geometry
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c_in, h, wd)).astype(dtype)
+    w = rng.standard_normal((c_out, c_in, kh, kw)).astype(dtype)
+    b = (0.3 * rng.standard_normal(c_out)).astype(dtype)
+    return x, w, b, padding, pool, rng
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize(
     "geometry",
@@ -99,11 +110,7 @@ def _torch_conv_relu_pool(x, w, b, padding, pool, da):
     ],
 )
 def test_fused_conv_relu_maxpool_equals_pytorch(geometry, dtype):
-    n, c_in, c_out, h, wd, kh, kw, padding, pool = geometry
-    rng = np.random.default_rng(7)
-    x = rng.standard_normal((n, c_in, h, wd)).astype(dtype)
-    w = rng.standard_normal((c_out, c_in, kh, kw)).astype(dtype)
-    b = (0.3 * rng.standard_normal(c_out)).astype(dtype)
+    x, w, b, padding, pool, rng = _conv_pool_operands(geometry, dtype, 7)
     a, conv_cache, pool_cache = fftconv.conv2d_relu_maxpool_forward(x, w, b, padding, pool)
     da = rng.standard_normal(a.shape).astype(dtype)
     ref_a, ref_dz, ref_dx, ref_dw, ref_db = _torch_conv_relu_pool(x, w, b, padding, pool, da)
@@ -128,11 +135,7 @@ def test_fused_conv_relu_maxpool_equals_pytorch(geometry, dtype):
     ],
 )
 def test_first_layer_in_window_order_equals_pytorch(geometry, dtype):
-    n, c_in, c_out, h, wd, kh, kw, padding, pool = geometry
-    rng = np.random.default_rng(11)
-    x = rng.standard_normal((n, c_in, h, wd)).astype(dtype)
-    w = rng.standard_normal((c_out, c_in, kh, kw)).astype(dtype)
-    b = (0.3 * rng.standard_normal(c_out)).astype(dtype)
+    x, w, b, padding, pool, rng = _conv_pool_operands(geometry, dtype, 11)
     a, conv_cache, pool_cache = fftconv.im2col_relu_maxpool_forward(x, w, b, padding, pool)
     da = rng.standard_normal(a.shape).astype(dtype)
     ref_a, _, _, ref_dw, ref_db = _torch_conv_relu_pool(x, w, b, padding, pool, da)

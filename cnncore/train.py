@@ -371,6 +371,7 @@ def train(
     seed: int = 0,
     x_val: np.ndarray | None = None,
     y_val: np.ndarray | None = None,
+    keep_best: bool = False,
     progress: bool = True,
 ) -> tuple[Network, list[dict]]:
     """Train a float32 copy of `net`; returns it (float32) and one history row per epoch.
@@ -385,7 +386,9 @@ def train(
     statistics are measured again for the final (or averaged) weights. `conv_algorithm`:
     "im2col" repeats the bundled model's float32 sums bit for bit, "fft"/"auto" convolve by FFT
     (all stride-1 convs / where measured faster), the same maths rounded differently
-    (`forward_for_training`).
+    (`forward_for_training`). With `keep_best` (and `x_val`) the returned network is the one of
+    the epoch with the highest validation accuracy (the later epoch on a tie: early stopping on
+    the dev digits), and that epoch's history row says `"kept": true`.
     """
     fftconv.check_algorithm(conv_algorithm)
     keep_freed_memory()
@@ -412,6 +415,7 @@ def train(
         return batchnorm.fold_batchnorm(without_dropout(averaged)).astype(np.float32)
 
     # two BLAS threads: the convolutions share their work with a helper thread, same bits
+    best: tuple[float, Network, dict] | None = None  # keep_best: (accuracy, network, row)
     with training_threads(multiply_adds=model.multiply_adds()):
         history = []
         run_start = time.perf_counter()
@@ -462,11 +466,17 @@ def train(
                 "train_accuracy": correct / seen,
             }
             if x_val is not None and len(x_val):
-                row["val_accuracy"] = accuracy(trained(), x_val, y_val)
+                now = trained()
+                row["val_accuracy"] = accuracy(now, x_val, y_val)
+                if keep_best and (best is None or row["val_accuracy"] >= best[0]):
+                    best = (row["val_accuracy"], now.copy(), row)
             history.append(row)
             if bar:
                 bar.update(seen, row["loss"], row["train_accuracy"])
                 bar.close(f"val {row['val_accuracy']:.2%}" if "val_accuracy" in row else "")
+        if best is not None:
+            best[2]["kept"] = True
+            return best[1], history
         return trained(), history
 
 
@@ -524,6 +534,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="while training only, batch-normalise every convolution's output (PyTorch's "
         "BatchNorm2d); the saved network has it folded into the convolutions",
     )
+    p.add_argument(
+        "--keep-best",
+        action="store_true",
+        help="save the network of the epoch with the best dev accuracy (early stopping on "
+        "dev; the later epoch on a tie) instead of the last epoch's",
+    )
     p.add_argument("--limit", type=int, default=0, help="train on the first N digits only")
     p.add_argument(
         "--no-test",
@@ -579,6 +595,7 @@ def main(args: argparse.Namespace) -> int:
         seed=args.seed,
         x_val=split.x_dev,
         y_val=split.y_dev,
+        keep_best=args.keep_best,
     )
     seconds = time.perf_counter() - started
     dev_acc = accuracy(model, split.x_dev, split.y_dev)
@@ -615,6 +632,7 @@ def main(args: argparse.Namespace) -> int:
             "conv_algorithm": args.conv_algorithm,
             "weight_decay": args.weight_decay,
             "seed": args.seed,
+            "keep_best": args.keep_best,
             "history": history,
         },
     }

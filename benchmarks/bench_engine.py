@@ -15,7 +15,8 @@ the pixel values).
     bundled model is this network with 32 filters in its first conv)
     engine: the step of `cnnviz train` (train.training_step, Adam), with its
             default --conv-algorithm (auto: the digit network's second conv by FFT; LeNet's
-            convolutions stay im2col), named in the output
+            convolutions stay im2col), named in the output, and its use of two cores
+            (train.two_cores: with 2 threads a worker process computes half of each batch)
     naive:  the oracle's batch gradients (float64, it has no float32 path) + the same Adam step
     torch:  nn.Sequential + torch.optim.Adam, float32
 
@@ -34,10 +35,12 @@ the ratios and the targets of issue 2:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 
@@ -60,7 +63,6 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cnncore import naive  # noqa: E402
-from cnncore.functional import training_threads  # noqa: E402
 from cnncore.memory import keep_freed_memory  # noqa: E402
 from cnncore.network import Network  # noqa: E402
 from cnncore.optim import Adam  # noqa: E402
@@ -69,6 +71,7 @@ from cnncore.train import (  # noqa: E402
     DIGITS_SPEC,
     LENET_SPEC,
     training_step,
+    two_cores,
 )
 
 SPEC = LENET_SPEC
@@ -88,19 +91,21 @@ def block_medians(fns: dict, rounds: int) -> dict:
     (engine x n, torch x n, naive x 1, engine x n, ...), so that all of them see the same load
     from other processes on a shared machine.
 
-    `fns` maps a name to (fn, timed calls per block, untimed warm-up calls per block). The
-    warm-ups matter: NumPy's and PyTorch's thread pools both spin-wait, so the first calls after
-    switching from one library to the other are not the steady state.
+    `fns` maps a name to (fn, timed calls per block, untimed warm-up calls per block[, a
+    function returning a context manager that the block runs in]). The warm-ups matter:
+    NumPy's and PyTorch's thread pools both spin-wait, so the first calls after switching from
+    one library to the other are not the steady state.
     """
     times: dict = {name: [] for name in fns}
     for _ in range(rounds):
-        for name, (fn, per_block, warmup) in fns.items():
-            for _ in range(warmup):
-                fn()
-            for _ in range(per_block):
-                start = time.perf_counter()
-                fn()
-                times[name].append(time.perf_counter() - start)
+        for name, (fn, per_block, warmup, *context) in fns.items():
+            with context[0]() if context else contextlib.nullcontext():
+                for _ in range(warmup):
+                    fn()
+                for _ in range(per_block):
+                    start = time.perf_counter()
+                    fn()
+                    times[name].append(time.perf_counter() - start)
     return {name: (statistics.median(t), len(t), min(t)) for name, t in times.items()}
 
 
@@ -270,7 +275,9 @@ def main() -> None:
             ]
         )
 
-    fns = {"engine": (engine_step, block, 2)}
+    # as `cnnviz train`: with two BLAS threads a worker process takes half of each batch
+    lenet_cores = partial(two_cores, model, DEFAULT_CONV_ALGORITHM, BATCH)
+    fns = {"engine": (engine_step, block, 2, lenet_cores)}
     if torch is not None:
         fns["torch"] = (torch_train_fn(torch, net, xb, yb), block, 2)
     fns["naive"] = (naive_step, 1, 0)
@@ -283,13 +290,12 @@ def main() -> None:
     def digit_step():
         _train_step(digit_model, digit_opt, xb, yb)
 
-    fns = {"engine": (digit_step, block // 2, 2)}
+    digit_cores = partial(two_cores, digit_model, DEFAULT_CONV_ALGORITHM, BATCH)
+    fns = {"engine": (digit_step, block // 2, 2, digit_cores)}
     if torch is not None:
         fns["torch"] = (torch_train_fn(torch, Network.from_spec(DIGITS_SPEC, seed=0), xb, yb),)
         fns["torch"] += (block // 2, 2)
-    # as `cnnviz train`: with two BLAS threads a helper thread shares the convolutions' work
-    with training_threads(multiply_adds=digit_model.multiply_adds()):
-        digits = block_medians(fns, rounds)
+    digits = block_medians(fns, rounds)
 
     print(
         f"NumPy BLAS threads: {threads}; torch.set_num_threads({threads}); "

@@ -56,10 +56,9 @@ def _worker(args: argparse.Namespace) -> dict:
     import torch
 
     from cnncore import Network, data
-    from cnncore.functional import training_threads
     from cnncore.memory import keep_freed_memory
     from cnncore.optim import Adam
-    from cnncore.train import BUNDLED_SPEC, DIGITS_SPEC, LENET_SPEC, training_step
+    from cnncore.train import BUNDLED_SPEC, DIGITS_SPEC, LENET_SPEC, training_step, two_cores
 
     algorithms = args.conv_algorithm
 
@@ -77,8 +76,9 @@ def _worker(args: argparse.Namespace) -> dict:
         net = Network.from_spec(spec, seed=0)
 
         def engine_block(algorithm, model, opt):
-            # the step of `cnnviz train` (cnncore.train.train), with its thread setting
-            with training_threads(multiply_adds=model.multiply_adds()):
+            # the step of `cnnviz train` (cnncore.train.train), with its use of two cores (a
+            # worker process is started in the warm-up block and kept for the timed ones)
+            with two_cores(model, algorithm, args.batch_size):
                 for xb, yb in batches:
                     opt.step(training_step(model, xb, yb, algorithm)[2])
 

@@ -14,14 +14,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
 
-from . import activations, batchnorm, fftconv
+from . import activations, batchnorm, fftconv, stepworker
 from . import functional as F  # noqa: N812
 from .functional import training_threads
 from .layers import AvgPool2d, Conv2d, Dense, Flatten, Layer, MaxPool2d, Record
@@ -310,14 +312,24 @@ def training_step(
     """One training step's forward and backward pass: (output, mean loss, one gradient dict per
     layer for the optimizer). Shapes: x (N, C, H, W) float32, y (N,) class indices.
 
-    With the training helper thread (`functional.training_threads`) and `conv_algorithm` other
-    than "im2col", a network of plain layers (conv, pool, flatten, dense: no batch norm, no
-    dropout) takes the step as two halves of the batch, one per thread, each whole (one hand-off
-    per step instead of one per operation, which under load waits for the scheduler each time),
-    and adds the halves' mean gradients weighted by their sizes: the same gradients up to
-    float32 rounding. Otherwise the step is `forward_for_training` + `Network.backward`.
+    Inside `two_cores` with a worker process (`cnncore.stepworker`), or with the training
+    helper thread (`functional.training_threads`) and `conv_algorithm` other than "im2col", a
+    network of plain layers (conv, pool, flatten, dense: no batch norm, no dropout) takes the
+    step as two halves of the batch, each whole (one hand-off per step instead of one per
+    operation): the second half in the worker process, or else in the helper thread. It adds
+    the halves' mean gradients weighted by their sizes: the same gradients up to float32
+    rounding. Otherwise the step is `forward_for_training` + `Network.backward`.
     """
     n = len(x)
+    worker = _process
+    if worker is not None and n >= 2 and n - n // 2 <= worker.max_half:
+        mid = n // 2
+        worker.start(model.params, x[mid:], y[mid:])
+        try:
+            first = _whole_step(model, x[:mid], y[:mid], conv_algorithm)
+        finally:
+            second = worker.finish()
+        return _joined(first, second, mid, n)
     if conv_algorithm != "im2col" and n >= 2 and F._can_share() and _plain(model):
         mid = n // 2
         other = F._helper.submit(_whole_step, model, x[mid:], y[mid:], conv_algorithm)
@@ -326,14 +338,62 @@ def training_step(
                 first = _whole_step(model, x[:mid], y[:mid], conv_algorithm)
         finally:
             second = other.result()
-        w1, w2 = np.float32(mid / n), np.float32((n - mid) / n)
-        grads = [
-            {k: g1[k] * w1 + g2[k] * w2 for k in g1}
-            for g1, g2 in zip(first[2], second[2], strict=True)
-        ]
-        loss = float(w1) * first[1] + float(w2) * second[1]
-        return np.concatenate([first[0], second[0]]), loss, grads
+        return _joined(first, second, mid, n)
     return _whole_step(model, x, y, conv_algorithm)
+
+
+def _joined(first, second, mid: int, n: int) -> tuple[np.ndarray, float, list[dict]]:
+    """Two halves' (output, mean loss, mean gradients) as the whole batch's."""
+    w1, w2 = np.float32(mid / n), np.float32((n - mid) / n)
+    grads = [
+        {k: g1[k] * w1 + g2[k] * w2 for k in g1} for g1, g2 in zip(first[2], second[2], strict=True)
+    ]
+    loss = float(w1) * first[1] + float(w2) * second[1]
+    return np.concatenate([first[0], second[0]]), loss, grads
+
+
+# The worker process of the `two_cores` block in progress, if it uses one.
+_process: stepworker.StepWorker | None = None
+_blas = None  # threadpoolctl's controller of the BLAS libraries, found on first use
+
+
+@contextmanager
+def two_cores(model: Network, conv_algorithm: str, batch_size: int, threads: int | None = None):
+    """How a loop of training steps of `model` uses a second core, as `cnnviz train` does.
+
+    With two threads (`threads`, default: the BLAS library's thread count) or more on a machine
+    with two cores or more, a network of plain layers and `conv_algorithm` other than
+    "im2col": a worker process computes the second half of every batch (`cnncore.stepworker`;
+    it is started on first use and kept for the next block with the same network, algorithm
+    and batch size) and BLAS runs with one thread in each process. Otherwise
+    `functional.training_threads` decides (im2col keeps 71fdbcd's bits with one thread and
+    with two).
+    """
+    global _process, _blas
+    from threadpoolctl import ThreadpoolController
+
+    if _blas is None:  # finding the loaded libraries takes milliseconds: once per process
+        _blas = ThreadpoolController().select(user_api="blas")
+    if threads is None:
+        threads = max((lib.num_threads for lib in _blas.lib_controllers), default=1)
+    if (
+        _process is None
+        and conv_algorithm != "im2col"
+        and threads >= 2
+        and (os.cpu_count() or 1) >= 2
+        and batch_size >= 2
+        and _plain(model)
+    ):
+        worker = stepworker.worker_for(model.spec, conv_algorithm, batch_size - batch_size // 2)
+        with _blas.limit(limits=1):
+            _process = worker
+            try:
+                yield
+            finally:
+                _process = None
+        return
+    with training_threads(threads, multiply_adds=model.multiply_adds()):
+        yield
 
 
 def _whole_step(model: Network, x: np.ndarray, y: np.ndarray, conv_algorithm: str):
@@ -416,7 +476,7 @@ def train(
 
     # two BLAS threads: the convolutions share their work with a helper thread, same bits
     best: tuple[float, Network, dict] | None = None  # keep_best: (accuracy, network, row)
-    with training_threads(multiply_adds=model.multiply_adds()):
+    with two_cores(model, conv_algorithm, batch_size):
         history = []
         run_start = time.perf_counter()
         for epoch in range(epochs):
@@ -474,10 +534,11 @@ def train(
             if bar:
                 bar.update(seen, row["loss"], row["train_accuracy"])
                 bar.close(f"val {row['val_accuracy']:.2%}" if "val_accuracy" in row else "")
-        if best is not None:
-            best[2]["kept"] = True
-            return best[1], history
-        return trained(), history
+    stepworker.close()  # the worker process, if the loop used one
+    if best is not None:
+        best[2]["kept"] = True
+        return best[1], history
+    return trained(), history
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -558,8 +619,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    import os
-
     from . import data, models
 
     spec = json.loads(args.spec.read_text()) if args.spec else BUNDLED_SPEC

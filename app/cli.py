@@ -38,7 +38,11 @@ def _data_fetch(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     from cnncore import train
 
-    return train.main(args)
+    try:
+        return train.main(args)
+    except KeyboardInterrupt:  # Ctrl-C: nothing is written, no traceback
+        print("\ninterrupted: no model written", file=sys.stderr)
+        return 130
 
 
 def build_parser() -> argparse.ArgumentParser:

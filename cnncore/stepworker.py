@@ -28,6 +28,7 @@ import atexit
 import contextlib
 import json
 import os
+import signal
 import struct
 import subprocess
 import sys
@@ -244,6 +245,9 @@ atexit.register(close)
 
 def _serve() -> None:
     """The worker process: read a network, then compute half-batch steps until told to stop."""
+    # Ctrl-C reaches the whole process group: the parent stops, and this worker ends when its
+    # input closes, without a traceback of its own
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     commands = sys.stdin.buffer
     replies = os.fdopen(os.dup(1), "wb", buffering=0)
     os.dup2(2, 1)  # anything printed goes to stderr, never into the replies

@@ -2,7 +2,9 @@
 batch in a second process gives the helper thread's gradients bit for bit, a run repeats, and a
 worker that fails, dies or is left behind never hangs the trainer or outlives it."""
 
+import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -196,3 +198,83 @@ def _alive(pid: int) -> bool:
             return not f.read().split(") ")[-1].startswith("Z")
     except FileNotFoundError:
         return False
+
+
+def _workers_marked(mark: str) -> list[int]:
+    """Live worker processes whose environment carries `mark` (inherited from a CLI run)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if (
+            b"cnncore.stepworker" in cmdline
+            and mark.encode() in environ
+            and _alive(int(entry.name))
+        ):
+            pids.append(int(entry.name))
+    return pids
+
+
+LENET_FILE_SPEC = json.dumps(T.LENET_SPEC)
+
+
+def _cli(tmp_path, mark, *args):
+    spec = tmp_path / "lenet.json"
+    spec.write_text(LENET_FILE_SPEC)
+    env = dict(os.environ, CNNVIZ_TEST_MARK=mark, OPENBLAS_NUM_THREADS="2")
+    cmd = [sys.executable, "-m", "app.cli", "train", "--spec", str(spec), "--no-test", *args]
+    return subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def test_cnnviz_train_with_two_threads_uses_a_worker_and_leaves_none(tmp_path):
+    out = tmp_path / "m"
+    proc = _cli(
+        tmp_path,
+        "run-" + out.name,
+        "--epochs",
+        "2",
+        "--limit",
+        "640",
+        "--keep-best",
+        "--out",
+        str(out),
+    )
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stderr
+    assert "img/s" in stderr and "dev " in stdout
+    meta = json.loads(out.with_suffix(".json").read_text())
+    assert meta["training"]["keep_best"] is True
+    history = meta["training"]["history"]
+    kept = [row for row in history if row.get("kept")]
+    assert len(kept) == 1 and kept[0]["val_accuracy"] == max(r["val_accuracy"] for r in history)
+    assert meta["dev_accuracy"] == kept[0]["val_accuracy"]
+    assert not _workers_marked("run-" + out.name)
+
+
+def test_ctrl_c_stops_cnnviz_train_cleanly(tmp_path):
+    mark = f"sigint-{os.getpid()}"
+    proc = _cli(tmp_path, mark, "--epochs", "50", "--limit", "6400", "--out", str(tmp_path / "m"))
+    seen = ""
+    while "img/s" not in seen:  # the first progress line: the loop (and its worker) runs
+        char = proc.stderr.read(1)
+        assert char, "cnnviz train ended before its first progress line"
+        seen += char
+    assert _workers_marked(mark)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "interrupted: no model written" in stderr and "Traceback" not in seen + stderr
+    assert not (tmp_path / "m.json").exists()
+    for _ in range(100):
+        if not _workers_marked(mark):
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("the worker outlived an interrupted cnnviz train")

@@ -396,6 +396,16 @@ def two_cores(model: Network, conv_algorithm: str, batch_size: int, threads: int
         yield
 
 
+def cores_in_use() -> str:
+    """How the training loop in progress uses the cores, for its progress line."""
+    if _process is not None:
+        return "two processes (a worker takes half of each batch)"
+    if F._helper is not None:
+        return "two threads (BLAS at one, a helper thread)"
+    threads = max((lib.num_threads for lib in _blas.lib_controllers), default=1) if _blas else 1
+    return f"BLAS with {threads} thread{'s' if threads > 1 else ''}"
+
+
 def _whole_step(model: Network, x: np.ndarray, y: np.ndarray, conv_algorithm: str):
     a, records = forward_for_training(model, x, conv_algorithm)
     loss = model.backward(records, model.encode_target(y, len(x), dtype=np.float32), False)
@@ -477,6 +487,13 @@ def train(
     # two BLAS threads: the convolutions share their work with a helper thread, same bits
     best: tuple[float, Network, dict] | None = None  # keep_best: (accuracy, network, row)
     with two_cores(model, conv_algorithm, batch_size):
+        if progress:
+            print(
+                f"training {len(x):,} digits, {epochs} epoch{'s' if epochs != 1 else ''} "
+                f"of batches of {batch_size}, "
+                f"--conv-algorithm {conv_algorithm}, {cores_in_use()}",
+                file=sys.stderr,
+            )
         history = []
         run_start = time.perf_counter()
         for epoch in range(epochs):

@@ -249,6 +249,7 @@ def test_cnnviz_train_with_two_threads_uses_a_worker_and_leaves_none(tmp_path):
     stdout, stderr = proc.communicate(timeout=300)
     assert proc.returncode == 0, stderr
     assert "img/s" in stderr and "dev " in stdout
+    assert "2 epochs of batches of 64, --conv-algorithm auto, two processes" in stderr
     meta = json.loads(out.with_suffix(".json").read_text())
     assert meta["training"]["keep_best"] is True
     history = meta["training"]["history"]

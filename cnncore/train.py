@@ -322,7 +322,7 @@ def training_step(
     """
     n = len(x)
     worker = _process
-    if worker is not None and n >= 2 and n - n // 2 <= worker.max_half:
+    if worker is not None and n >= 2 and n - n // 2 <= worker.max_half and x.dtype == np.float32:
         mid = n // 2
         worker.start(model.params, x[mid:], y[mid:])
         try:

@@ -14,7 +14,8 @@ torch.set_num_threads(N). Within that process the engine and PyTorch alternate i
 `--images` digits (engine, torch, engine, torch, ...) so that both see the same load from other
 processes; the table gives the median block of each and the ratio of the medians, plus the
 ratio of the best blocks (the least disturbed), and the ratio of the median CPU time per block
-(time.process_time of the whole process, all its threads: on a machine busy with other work the
+(time.process_time of the whole process, all its threads, plus the CPU time of the engine's
+training worker process when it uses one: on a machine busy with other work the
 CPU a block used is steadier than its wall time; with 2 threads it also counts time spent
 spin-waiting). Target (issue 12): engine >= 0.8x PyTorch, throughput (the medians column).
 
@@ -62,6 +63,12 @@ def _worker(args: argparse.Namespace) -> dict:
 
     algorithms = args.conv_algorithm
 
+    from cnncore import stepworker
+
+    def cpu_seconds() -> float:
+        # this process's threads and the training worker processes it keeps (cnncore.stepworker)
+        return time.process_time() + sum(w.cpu_seconds() for w in stepworker._workers.values())
+
     keep_freed_memory()  # as `cnnviz train` does
     torch.set_num_threads(args.threads)
     split = data.load_split()
@@ -106,10 +113,10 @@ def _worker(args: argparse.Namespace) -> dict:
         for _ in range(args.rounds):
             for key, fn in blocks.items():
                 time.sleep(SETTLE)  # the other side's idle threads stop spinning first
-                start, start_cpu = time.perf_counter(), time.process_time()
+                start, start_cpu = time.perf_counter(), cpu_seconds()
                 fn()
                 times[key].append(time.perf_counter() - start)
-                cpu[key].append(time.process_time() - start_cpu)
+                cpu[key].append(cpu_seconds() - start_cpu)
         out[name] = {"params": net.spec["param_count"], "times": times, "cpu": cpu}
     out["_meta"] = {
         "threads": args.threads,

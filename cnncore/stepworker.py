@@ -183,6 +183,14 @@ class StepWorker:
             raise RuntimeError("training worker: " + self.proc.stdout.read(size).decode())
         return loss
 
+    def cpu_seconds(self) -> float:
+        """CPU time the worker process has used so far (user + system; Linux's /proc, else 0)."""
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(") ", 1)[1].split()
+        except (OSError, IndexError):
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def _ended(self) -> str:
         return f"the training worker process ended (exit code {self.proc.wait()})"
 

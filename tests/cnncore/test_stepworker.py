@@ -279,3 +279,9 @@ def test_ctrl_c_stops_cnnviz_train_cleanly(tmp_path):
         time.sleep(0.1)
     else:
         pytest.fail("the worker outlived an interrupted cnnviz train")
+
+
+def test_the_worker_reports_its_cpu_time():
+    """bench_train.py adds it to the engine's CPU time (the worker's imports alone take some)."""
+    worker = stepworker.worker_for(Network.from_spec(T.LENET_SPEC).spec, "auto", 4)
+    assert worker.cpu_seconds() > 0

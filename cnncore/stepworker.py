@@ -111,7 +111,6 @@ class StepWorker:
     """A worker process that computes the second half of each training step of one network."""
 
     def __init__(self, spec: dict, conv_algorithm: str, max_half: int):
-        self.key = (json.dumps(spec, sort_keys=True), conv_algorithm, max_half)
         self.layout = _layout(spec, max_half)
         self.max_half = max_half
         fd, path = tempfile.mkstemp(prefix="cnnviz-step-", dir=_shm_dir())

@@ -354,7 +354,7 @@ def _joined(first, second, mid: int, n: int) -> tuple[np.ndarray, float, list[di
 
 # The worker process of the `two_cores` block in progress, if it uses one.
 _process: stepworker.StepWorker | None = None
-_blas = None  # threadpoolctl's controller of the BLAS libraries, found on first use
+_blas = None  # `_blas_controller()`'s, found on first use
 
 
 @contextmanager
@@ -369,13 +369,9 @@ def two_cores(model: Network, conv_algorithm: str, batch_size: int, threads: int
     `functional.training_threads` decides (im2col keeps 71fdbcd's bits with one thread and
     with two).
     """
-    global _process, _blas
-    from threadpoolctl import ThreadpoolController
-
-    if _blas is None:  # finding the loaded libraries takes milliseconds: once per process
-        _blas = ThreadpoolController().select(user_api="blas")
+    global _process
     if threads is None:
-        threads = max((lib.num_threads for lib in _blas.lib_controllers), default=1)
+        threads = _blas_threads()
     if (
         _process is None
         and conv_algorithm != "im2col"
@@ -385,7 +381,7 @@ def two_cores(model: Network, conv_algorithm: str, batch_size: int, threads: int
         and _plain(model)
     ):
         worker = stepworker.worker_for(model.spec, conv_algorithm, batch_size - batch_size // 2)
-        with _blas.limit(limits=1):
+        with _blas_controller().limit(limits=1):
             _process = worker
             try:
                 yield
@@ -396,13 +392,27 @@ def two_cores(model: Network, conv_algorithm: str, batch_size: int, threads: int
         yield
 
 
+def _blas_controller():
+    """threadpoolctl's controller of the BLAS libraries (finding them takes milliseconds: once)."""
+    global _blas
+    if _blas is None:
+        from threadpoolctl import ThreadpoolController
+
+        _blas = ThreadpoolController().select(user_api="blas")
+    return _blas
+
+
+def _blas_threads() -> int:
+    return max((lib.num_threads for lib in _blas_controller().lib_controllers), default=1)
+
+
 def cores_in_use() -> str:
     """How the training loop in progress uses the cores, for its progress line."""
     if _process is not None:
         return "two processes (a worker takes half of each batch)"
     if F._helper is not None:
         return "two threads (BLAS at one, a helper thread)"
-    threads = max((lib.num_threads for lib in _blas.lib_controllers), default=1) if _blas else 1
+    threads = _blas_threads()
     return f"BLAS with {threads} thread{'s' if threads > 1 else ''}"
 
 

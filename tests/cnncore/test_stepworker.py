@@ -229,7 +229,15 @@ def _cli(tmp_path, mark, *args):
     env = dict(os.environ, CNNVIZ_TEST_MARK=mark, OPENBLAS_NUM_THREADS="2")
     cmd = [sys.executable, "-m", "app.cli", "train", "--spec", str(spec), "--no-test", *args]
     return subprocess.Popen(
-        cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        cmd,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # a test run started in the background (CI, nohup) ignores SIGINT, and so would this
+        # child: Python installs its Ctrl-C handler only where SIGINT is not ignored
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 

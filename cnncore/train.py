@@ -13,6 +13,7 @@ digits (see docs/data.md).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -494,9 +495,9 @@ def train(
         batchnorm.recompute_running_stats(without_dropout(averaged), calibration)
         return batchnorm.fold_batchnorm(without_dropout(averaged)).astype(np.float32)
 
-    # two BLAS threads: the convolutions share their work with a helper thread, same bits
+    # a second core: a worker process or the helper thread (`two_cores`); the worker ends here
     best: tuple[float, Network, dict] | None = None  # keep_best: (accuracy, network, row)
-    with two_cores(model, conv_algorithm, batch_size):
+    with contextlib.closing(stepworker), two_cores(model, conv_algorithm, batch_size):
         if progress:
             print(
                 f"training {len(x):,} digits, {epochs} epoch{'s' if epochs != 1 else ''} "
@@ -561,7 +562,6 @@ def train(
             if bar:
                 bar.update(seen, row["loss"], row["train_accuracy"])
                 bar.close(f"val {row['val_accuracy']:.2%}" if "val_accuracy" in row else "")
-    stepworker.close()  # the worker process, if the loop used one
     if best is not None:
         best[2]["kept"] = True
         return best[1], history

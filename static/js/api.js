@@ -48,7 +48,11 @@ function gzippedAhead(body) {
 // sending 26 KB costs. Bodies above this (learned weights) are still gzipped.
 const GZIP_URGENT_ABOVE = 64 * 1024;
 
-async function request(method, url, body, signal, gzipAbove = GZIP_ABOVE) {
+/**
+ * `unsent`: an AbortSignal that cancels the request only while it is not sent yet (its body may
+ * still be gzipping); once sent it runs to its end. Cancelled, it rejects with an AbortError.
+ */
+async function request(method, url, body, signal, gzipAbove = GZIP_ABOVE, unsent = null) {
   const init = { method, headers: { Accept: "application/json" }, signal };
   const early = body !== undefined && gzippedAhead(body);
   if (early) {
@@ -64,6 +68,7 @@ async function request(method, url, body, signal, gzipAbove = GZIP_ABOVE) {
       init.headers["Content-Encoding"] = "gzip";
     }
   }
+  if (unsent && unsent.aborted) throw new DOMException("not sent: no longer wanted", "AbortError");
   const res = await fetch(url, init);
   const data = await res.json().catch(() => null);
   if (!res.ok) {
@@ -81,7 +86,8 @@ export const api = {
   model: (name) => request("GET", `/api/models/${encodeURIComponent(name)}`),
   scenarios: () => request("GET", "/api/scenarios"),
   scenario: (id) => request("GET", `/api/scenarios/${encodeURIComponent(id)}`),
-  predict: (model, image, signal) => request("POST", "/api/predict", { model, image }, signal),
+  /** `unsent` (an AbortSignal) drops the request while its body is still being made. */
+  predict: (model, image, unsent = null) => request("POST", "/api/predict", { model, image }, undefined, GZIP_ABOVE, unsent),
   /** body: {model, input, target} | {scenario, input?, target?} | {network, params, seed, input, target} */
   trace: (body, signal) => request("POST", "/api/trace", body, signal, body.image ? GZIP_URGENT_ABOVE : GZIP_ABOVE),
   /** One SGD step in one round trip: {loss_before, loss_after, output_before, updated_params, trace, …} */

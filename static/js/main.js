@@ -26,6 +26,7 @@ let predicting = false;
 let predictSeq = 0; // the newest /api/predict sent
 let predictShown = 0; // the newest whose answer is shown (older answers arriving late are dropped)
 let pendingImage = null;
+let predictUnsent = null; // cancels the newest /api/predict while its body is still gzipping
 let traceTimer = 0;
 let playTimer = 0;
 
@@ -85,6 +86,9 @@ function traceDrawing() {
   pendingImage = null;
   predictShown = ++predictSeq; // every predict still on its way is for an older drawing
   predicting = false;
+  // one not sent yet (its body still gzipping) is not sent at all: the trace answers instead
+  if (predictUnsent) predictUnsent.abort();
+  predictUnsent = null;
   runTrace(job);
   return true;
 }
@@ -132,8 +136,9 @@ async function sendPredict() {
   pendingImage = null;
   predicting = true;
   const seq = ++predictSeq;
+  const unsent = (predictUnsent = new AbortController());
   try {
-    const res = await api.predict(isOnnx(get()) ? CONFIG.defaultModel : get().source.id, job.image);
+    const res = await api.predict(isOnnx(get()) ? CONFIG.defaultModel : get().source.id, job.image, unsent.signal);
     if (seq < predictShown) return; // a newer drawing's answer is already shown
     predictShown = seq;
     // With learned weights the bars come from the trace (the bundled model answers /api/predict).
@@ -143,8 +148,9 @@ async function sendPredict() {
     probs.update(get().probabilities, get().prediction, currentTarget(get()), job.version);
     if (job.final) scheduleTrace(0);
   } catch (err) {
-    status(t("status.error", { msg: err.message }));
+    if (err.name !== "AbortError") status(t("status.error", { msg: err.message }));
   } finally {
+    if (predictUnsent === unsent) predictUnsent = null;
     if (seq === predictSeq) predicting = false;
     if (pendingImage && !predicting) {
       setTimeout(sendPredict, pendingImage.final ? 0 : CONFIG.predictDebounceMs);
